@@ -1,0 +1,187 @@
+"""The reference kernels: the maths of every C++ kernel, written plainly in NumPy.
+
+Each function here has a twin with the same name and signature in ``minitx.kernels`` (the C++
+extension). Tests compare the two; the autograd ops call whichever backend is active
+(``minitx.set_backend``). Arrays are float32 or float64; reductions run over the last axis.
+"""
+import math
+
+import numpy as np
+
+SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
+INV_SQRT_2 = 1.0 / math.sqrt(2.0)
+INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+
+
+# ---------------------------------------------------------------- matmul
+def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """C[..., i, j] = sum_k A[..., i, k] B[..., k, j]   (batch axes broadcast)."""
+    return np.matmul(a, b)
+
+
+# ---------------------------------------------------------------- softmax
+def softmax_forward(x: np.ndarray) -> np.ndarray:
+    """y_i = exp(x_i - max x) / sum_j exp(x_j - max x) over the last axis (the max keeps exp finite)."""
+    shifted = x - x.max(axis=-1, keepdims=True)
+    e = np.exp(shifted)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def softmax_backward(dy: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """dx = y * (dy - sum_j dy_j y_j): the Jacobian diag(y) - y yᵀ applied to dy."""
+    return y * (dy - (dy * y).sum(axis=-1, keepdims=True))
+
+
+def log_softmax_forward(x: np.ndarray) -> np.ndarray:
+    """log_softmax(x)_i = x_i - logsumexp(x) = (x_i - m) - log sum_j exp(x_j - m),  m = max x."""
+    shifted = x - x.max(axis=-1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+
+
+def log_softmax_backward(dy: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """dx = dy - softmax(x) * sum_j dy_j, with softmax(x) = exp(y)."""
+    return dy - np.exp(y) * dy.sum(axis=-1, keepdims=True)
+
+
+# ---------------------------------------------------------------- layer norm (Ba et al., 2016)
+def layer_norm_forward(x, weight, bias, eps=1e-5):
+    """y = (x - mean) * rstd * weight + bias over the last axis, rstd = 1/sqrt(var + eps).
+
+    Returns (y, mean, rstd); mean and rstd have shape x.shape[:-1] and are what backward needs.
+    """
+    mean = x.mean(axis=-1)
+    centered = x - mean[..., None]
+    var = (centered * centered).mean(axis=-1)
+    rstd = 1.0 / np.sqrt(var + eps)
+    xhat = centered * rstd[..., None]
+    y = xhat * weight + bias if weight is not None else xhat
+    return y.astype(x.dtype, copy=False), mean.astype(x.dtype), rstd.astype(x.dtype)
+
+
+def layer_norm_backward(dy, x, weight, mean, rstd):
+    """With xhat = (x - mean) * rstd and g = dy * weight (n = size of the last axis):
+
+        dx = rstd * (g - mean(g) - xhat * mean(g * xhat))
+        dweight = sum over rows of dy * xhat,   dbias = sum over rows of dy
+    """
+    xhat = (x - mean[..., None]) * rstd[..., None]
+    g = dy * weight if weight is not None else dy
+    dx = rstd[..., None] * (g - g.mean(axis=-1, keepdims=True) - xhat * (g * xhat).mean(axis=-1, keepdims=True))
+    rows = tuple(range(x.ndim - 1))
+    dweight = (dy * xhat).sum(axis=rows) if weight is not None else None
+    dbias = dy.sum(axis=rows) if weight is not None else None
+    return dx.astype(x.dtype, copy=False), dweight, dbias
+
+
+# ---------------------------------------------------------------- GELU (Hendrycks & Gimpel, 2016)
+def erf(x: np.ndarray) -> np.ndarray:
+    """The error function, vectorised (NumPy has none).
+
+    erfc(z) ≈ t exp(-z² + P(t)), t = 1/(1 + z/2), a Chebyshev fit with fractional error < 1.2e-7
+    (Numerical Recipes in C, 2nd ed., §6.2, ``erfcc``); erf(x) = sign(x) (1 - erfc(|x|)).
+    """
+    z = np.abs(x)
+    t = 1.0 / (1.0 + 0.5 * z)
+    poly = -z * z - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (
+        -0.18628806 + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (
+            -0.82215223 + t * 0.17087277))))))))
+    erfc = t * np.exp(poly)
+    return np.sign(x) * (1.0 - erfc)
+
+
+def gelu_forward(x: np.ndarray, approximate: str = "none") -> np.ndarray:
+    """GELU(x) = x Φ(x).
+
+    "none": Φ(x) = (1 + erf(x/√2)) / 2 (exact; BERT).
+    "tanh": Φ(x) ≈ (1 + tanh(√(2/π)(x + 0.044715 x³))) / 2 (GPT-2's "gelu_new").
+    """
+    if approximate == "tanh":
+        inner = SQRT_2_OVER_PI * (x + 0.044715 * x ** 3)
+        return (0.5 * x * (1.0 + np.tanh(inner))).astype(x.dtype, copy=False)
+    if approximate != "none":
+        raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
+    return (0.5 * x * (1.0 + erf(x * INV_SQRT_2))).astype(x.dtype, copy=False)
+
+
+def gelu_backward(dy: np.ndarray, x: np.ndarray, approximate: str = "none") -> np.ndarray:
+    """d/dx [x Φ(x)] = Φ(x) + x φ(x), with φ the standard normal density (exact form);
+    tanh form: 0.5(1 + th) + 0.5 x (1 - th²) √(2/π)(1 + 3·0.044715 x²), th = tanh(inner)."""
+    if approximate == "tanh":
+        inner = SQRT_2_OVER_PI * (x + 0.044715 * x ** 3)
+        th = np.tanh(inner)
+        d = 0.5 * (1.0 + th) + 0.5 * x * (1.0 - th * th) * SQRT_2_OVER_PI * (1.0 + 3 * 0.044715 * x * x)
+    elif approximate == "none":
+        cdf = 0.5 * (1.0 + erf(x * INV_SQRT_2))
+        pdf = INV_SQRT_2PI * np.exp(-0.5 * x * x)
+        d = cdf + x * pdf
+    else:
+        raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
+    return (dy * d).astype(x.dtype, copy=False)
+
+
+# ---------------------------------------------------------------- attention (Vaswani et al., 2017, §3.2.1)
+def _attention_bias(mask, causal, lq, lk, dtype):
+    """Additive bias (0 or -inf) from a boolean keep-mask (True = attend), an additive mask, and/or causality.
+
+    The causal mask lets query i see keys j <= i + (lk - lq): with a KV cache the queries are the
+    *last* lq positions of the lk-long sequence.
+    """
+    bias = np.zeros((lq, lk), dtype=dtype)
+    if causal:
+        offset = lk - lq
+        allowed = np.arange(lk)[None, :] <= np.arange(lq)[:, None] + offset
+        bias = np.where(allowed, 0.0, -np.inf).astype(dtype)
+    if mask is not None:
+        if mask.dtype == np.bool_:
+            bias = bias + np.where(mask, 0.0, -np.inf).astype(dtype)
+        else:
+            bias = bias + mask.astype(dtype)
+    return bias
+
+
+def attention_forward(q, k, v, mask=None, causal=False, scale=None):
+    """out = softmax(q kᵀ * scale + bias) v, scale = 1/√D by default.
+
+    q: (B, H, Lq, D), k and v: (B, H, Lk, D); mask: boolean (True = keep) or additive, broadcastable
+    to (B, H, Lq, Lk). Returns (out (B, H, Lq, D), lse (B, H, Lq)) where lse = logsumexp of the scores:
+    what the backward pass needs to recompute the probabilities. A fully masked row gives zeros.
+    """
+    scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
+    scores = np.matmul(q, np.swapaxes(k, -1, -2)) * scale + _attention_bias(mask, causal, q.shape[-2], k.shape[-2], q.dtype)
+    row_max = scores.max(axis=-1, keepdims=True)
+    row_max = np.where(np.isfinite(row_max), row_max, 0.0)
+    e = np.exp(scores - row_max)
+    denom = e.sum(axis=-1, keepdims=True)
+    safe = np.where(denom > 0, denom, 1.0)
+    p = e / safe
+    out = np.matmul(p, v)
+    with np.errstate(divide="ignore"):
+        lse = (np.log(denom) + row_max)[..., 0]
+    return out.astype(q.dtype, copy=False), lse.astype(q.dtype, copy=False)
+
+
+def attention_backward(dout, q, k, v, out, lse, mask=None, causal=False, scale=None):
+    """Gradients of attention from the saved logsumexp (P is recomputed, never stored):
+
+        P = exp(S - lse),  dV = Pᵀ dO,  dP = dO Vᵀ,
+        dS = P ∘ (dP - rowsum(dO ∘ O)),  dQ = dS K * scale,  dK = dSᵀ Q * scale
+    """
+    scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
+    scores = np.matmul(q, np.swapaxes(k, -1, -2)) * scale + _attention_bias(mask, causal, q.shape[-2], k.shape[-2], q.dtype)
+    lse_safe = np.where(np.isfinite(lse), lse, np.inf)[..., None]
+    p = np.exp(scores - lse_safe)
+    dv = np.matmul(np.swapaxes(p, -1, -2), dout)
+    dp = np.matmul(dout, np.swapaxes(v, -1, -2))
+    delta = (dout * out).sum(axis=-1, keepdims=True)
+    ds = p * (dp - delta)
+    dq = np.matmul(ds, k) * scale
+    dk = np.matmul(np.swapaxes(ds, -1, -2), q) * scale
+    dt = q.dtype
+    return dq.astype(dt, copy=False), _sum_to(dk, k.shape).astype(dt, copy=False), _sum_to(dv, v.shape).astype(dt, copy=False)
+
+
+def _sum_to(grad, shape):
+    """Sum the axes of grad that were broadcast from shape (k/v may have fewer batch dims than q)."""
+    from minitx.ops.broadcast import unbroadcast
+
+    return unbroadcast(grad, shape)

@@ -1,0 +1,103 @@
+"""``minitx.nn.functional`` (import as F): the neural-network functions on Tensors.
+
+Each is a thin wrapper that builds the Function from ``minitx/ops``; read those files for the maths.
+"""
+import numpy as np
+
+from minitx.ops import nn_ops
+from minitx.ops.attention import scaled_dot_product_attention  # noqa: F401 - part of the F namespace
+from minitx.random import default_generator
+from minitx.tensor import Tensor
+
+
+def relu(x: Tensor) -> Tensor:
+    return x.relu()
+
+
+def gelu(x: Tensor, approximate: str = "none") -> Tensor:
+    """GELU(x) = x Φ(x); ``approximate="tanh"`` for GPT-2's tanh form."""
+    return x.gelu(approximate)
+
+
+def tanh(x: Tensor) -> Tensor:
+    return x.tanh()
+
+
+def sigmoid(x: Tensor) -> Tensor:
+    return x.sigmoid()
+
+
+def softmax(x: Tensor, dim: int = -1) -> Tensor:
+    return x.softmax(dim)
+
+
+def log_softmax(x: Tensor, dim: int = -1) -> Tensor:
+    return x.log_softmax(dim)
+
+
+def linear(x: Tensor, weight: Tensor, bias: Tensor = None) -> Tensor:
+    """y = x Wᵀ + b with W: (out_features, in_features), as in torch.nn.functional.linear."""
+    if x.shape[-1] != weight.shape[-1]:
+        raise ValueError(f"linear: input has shape {x.shape} but weight has shape {weight.shape} (in_features differ)")
+    y = x @ weight.transpose(0, 1)
+    return y + bias if bias is not None else y
+
+
+def layer_norm(x: Tensor, normalized_shape, weight: Tensor = None, bias: Tensor = None, eps: float = 1e-5) -> Tensor:
+    """Layer normalisation over the last axis (``normalized_shape`` must be that axis's size)."""
+    if tuple(np.atleast_1d(normalized_shape)) != x.shape[-1:]:
+        raise ValueError(f"layer_norm: normalized_shape {normalized_shape} does not match the last axis of input {x.shape}")
+    return nn_ops.LayerNorm.apply(x, weight, bias, eps=eps)
+
+
+def dropout(x: Tensor, p: float = 0.5, training: bool = True, generator: np.random.Generator = None) -> Tensor:
+    """Inverted dropout; identity when ``training`` is False or p == 0. Seed with ``minitx.manual_seed``."""
+    if not 0.0 <= p < 1.0:
+        if p == 1.0 and training:
+            return x * 0.0
+        if p != 1.0:
+            raise ValueError(f"dropout: p must be in [0, 1], got {p}")
+    if not training or p == 0.0:
+        return x
+    return nn_ops.Dropout.apply(x, p=p, generator=generator or default_generator())
+
+
+def embedding(ids, weight: Tensor, padding_idx: int = None) -> Tensor:
+    """Rows of ``weight`` picked by integer ``ids`` (array or Tensor): (...,) -> (..., D)."""
+    ids = ids.data if isinstance(ids, Tensor) else np.asarray(ids)
+    return nn_ops.Embedding.apply(weight, ids=ids, padding_idx=padding_idx)
+
+
+def cross_entropy(logits: Tensor, target, ignore_index: int = -100, label_smoothing: float = 0.0,
+                  reduction: str = "mean") -> Tensor:
+    """Softmax cross-entropy of logits (N, C) [or (N, C, d...) with class axis 1, like torch] vs integer targets."""
+    target = target.data if isinstance(target, Tensor) else np.asarray(target)
+    if reduction not in ("mean", "sum", "none"):
+        raise ValueError(f"cross_entropy: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+    if logits.ndim > 2:  # (N, C, d1, ...) -> (N*d1*..., C)
+        moved = logits.permute(0, *range(2, logits.ndim), 1)
+        flat = moved.reshape(-1, logits.shape[1])
+        if target.shape != logits.shape[:1] + logits.shape[2:]:
+            raise ValueError(f"cross_entropy: target shape {target.shape} does not match logits {logits.shape}")
+        out = nn_ops.CrossEntropy.apply(flat, target=target.reshape(-1), ignore_index=ignore_index,
+                                        label_smoothing=label_smoothing, reduction=reduction)
+        return out.reshape(target.shape) if reduction == "none" else out
+    if logits.ndim != 2 or target.shape != logits.shape[:1]:
+        raise ValueError(f"cross_entropy: expected logits (N, C) and target (N,), got {logits.shape} and {target.shape}")
+    return nn_ops.CrossEntropy.apply(logits, target=target, ignore_index=ignore_index,
+                                     label_smoothing=label_smoothing, reduction=reduction)
+
+
+def mse_loss(input: Tensor, target, reduction: str = "mean") -> Tensor:
+    """Mean squared error: mean((input - target)²) (or sum / none)."""
+    target = target if isinstance(target, Tensor) else input._lift(target)
+    if input.shape != target.shape:
+        raise ValueError(f"mse_loss: input shape {input.shape} and target shape {target.shape} differ")
+    sq = (input - target) ** 2
+    if reduction == "mean":
+        return sq.mean()
+    if reduction == "sum":
+        return sq.sum()
+    if reduction == "none":
+        return sq
+    raise ValueError(f"mse_loss: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")

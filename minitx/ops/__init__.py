@@ -1,0 +1,77 @@
+"""Differentiable ops, one family per file, and the functions that build them from Tensors.
+
+    elementwise.py  + - * / pow neg exp log sqrt abs tanh sigmoid relu gelu
+    reduce.py       sum mean max min var
+    matmul.py       @ (batched, broadcasting)
+    shape.py        reshape permute expand concat stack contiguous
+    indexing.py     x[i] where masked_fill
+    nn_ops.py       softmax log_softmax layer_norm dropout embedding cross_entropy
+    attention.py    scaled_dot_product_attention (fused and unfused)
+"""
+import numpy as np
+
+from minitx.ops import elementwise, indexing, shape
+from minitx.tensor import Tensor
+
+
+def _as_tensor(x, like: Tensor = None) -> Tensor:
+    if isinstance(x, Tensor):
+        return x
+    return like._lift(x) if like is not None else Tensor(x)
+
+
+def cat(tensors, dim=0) -> Tensor:
+    """Concatenate along an existing axis ``dim``."""
+    return shape.Concat.apply(*[_as_tensor(t) for t in tensors], axis=dim)
+
+
+concat = cat
+
+
+def stack(tensors, dim=0) -> Tensor:
+    """Stack along a new axis ``dim``."""
+    return shape.Stack.apply(*[_as_tensor(t) for t in tensors], axis=dim)
+
+
+def where(condition, a, b) -> Tensor:
+    """Elementwise ``condition ? a : b``; a and b may be tensors or numbers."""
+    like = a if isinstance(a, Tensor) else b if isinstance(b, Tensor) else None
+    cond = condition.data if isinstance(condition, Tensor) else np.asarray(condition)
+    a, b = _as_tensor(a, like), _as_tensor(b, like)
+    return indexing.Where.apply(cond, a, b)
+
+
+def split(t: Tensor, split_size_or_sections, dim=0):
+    return t.split(split_size_or_sections, dim)
+
+
+def chunk(t: Tensor, chunks, dim=0):
+    return t.chunk(chunks, dim)
+
+
+def exp(t):
+    return elementwise.Exp.apply(t)
+
+
+def log(t):
+    return elementwise.Log.apply(t)
+
+
+def sqrt(t):
+    return elementwise.Sqrt.apply(t)
+
+
+def tanh(t):
+    return elementwise.Tanh.apply(t)
+
+
+def sigmoid(t):
+    return elementwise.Sigmoid.apply(t)
+
+
+def abs(t):  # noqa: A001 - mirrors torch.abs
+    return elementwise.Abs.apply(t)
+
+
+def matmul(a, b):
+    return a @ b

@@ -1,0 +1,245 @@
+"""Elementwise ops: arithmetic, powers, exp/log, and the activation functions.
+
+Binary ops broadcast like NumPy; their backward reduces each gradient to its input's shape with
+``unbroadcast`` (see broadcast.py). Unary ops multiply the incoming gradient by the local derivative.
+"""
+import numpy as np
+
+from minitx.backends import kernel
+from minitx.ops.broadcast import broadcast_shapes, unbroadcast
+from minitx.tensor import Function
+
+
+# ---------------------------------------------------------------- binary arithmetic
+class Add(Function):
+    """z = x + y;  dz/dx = 1, dz/dy = 1."""
+
+    @staticmethod
+    def forward(ctx, x, y):
+        broadcast_shapes("add", x.shape, y.shape)
+        ctx.save(x.shape, y.shape)
+        return x + y
+
+    @staticmethod
+    def backward(ctx, grad):
+        x_shape, y_shape = ctx.saved
+        return unbroadcast(grad, x_shape), unbroadcast(grad, y_shape)
+
+
+class Sub(Function):
+    """z = x - y;  dz/dx = 1, dz/dy = -1."""
+
+    @staticmethod
+    def forward(ctx, x, y):
+        broadcast_shapes("sub", x.shape, y.shape)
+        ctx.save(x.shape, y.shape)
+        return x - y
+
+    @staticmethod
+    def backward(ctx, grad):
+        x_shape, y_shape = ctx.saved
+        return unbroadcast(grad, x_shape), unbroadcast(-grad, y_shape)
+
+
+class Mul(Function):
+    """z = x * y;  dz/dx = y, dz/dy = x."""
+
+    @staticmethod
+    def forward(ctx, x, y):
+        broadcast_shapes("mul", x.shape, y.shape)
+        ctx.save(x, y)
+        return x * y
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, y = ctx.saved
+        dx = unbroadcast(grad * y, x.shape) if ctx.needs_input_grad[0] else None
+        dy = unbroadcast(grad * x, y.shape) if ctx.needs_input_grad[1] else None
+        return dx, dy
+
+
+class Div(Function):
+    """z = x / y;  dz/dx = 1/y, dz/dy = -x/y²."""
+
+    @staticmethod
+    def forward(ctx, x, y):
+        broadcast_shapes("div", x.shape, y.shape)
+        ctx.save(x, y)
+        return x / y
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, y = ctx.saved
+        dx = unbroadcast(grad / y, x.shape) if ctx.needs_input_grad[0] else None
+        dy = unbroadcast(-grad * x / (y * y), y.shape) if ctx.needs_input_grad[1] else None
+        return dx, dy
+
+
+class Pow(Function):
+    """z = x ** y;  dz/dx = y x^(y-1), dz/dy = x^y ln x (defined for x > 0)."""
+
+    @staticmethod
+    def forward(ctx, x, y):
+        broadcast_shapes("pow", x.shape, y.shape)
+        z = np.power(x, y)
+        ctx.save(x, y, z)
+        return z
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, y, z = ctx.saved
+        dx = unbroadcast(grad * y * np.power(x, y - 1), x.shape) if ctx.needs_input_grad[0] else None
+        dy = None
+        if ctx.needs_input_grad[1]:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                log_x = np.where(x > 0, np.log(np.where(x > 0, x, 1)), 0)
+            dy = unbroadcast(grad * z * log_x, y.shape)
+        return dx, dy
+
+
+# ---------------------------------------------------------------- unary maths
+class Neg(Function):
+    """z = -x;  dz/dx = -1."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return -x
+
+    @staticmethod
+    def backward(ctx, grad):
+        return -grad
+
+
+class Exp(Function):
+    """z = eˣ;  dz/dx = eˣ = z."""
+
+    @staticmethod
+    def forward(ctx, x):
+        z = np.exp(x)
+        ctx.save(z)
+        return z
+
+    @staticmethod
+    def backward(ctx, grad):
+        (z,) = ctx.saved
+        return grad * z
+
+
+class Log(Function):
+    """z = ln x;  dz/dx = 1/x."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save(x)
+        return np.log(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved
+        return grad / x
+
+
+class Sqrt(Function):
+    """z = √x;  dz/dx = 1 / (2√x)."""
+
+    @staticmethod
+    def forward(ctx, x):
+        z = np.sqrt(x)
+        ctx.save(z)
+        return z
+
+    @staticmethod
+    def backward(ctx, grad):
+        (z,) = ctx.saved
+        return grad / (2.0 * z)
+
+
+class Abs(Function):
+    """z = |x|;  dz/dx = sign(x) (0 at x = 0, like PyTorch)."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save(x)
+        return np.abs(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved
+        return grad * np.sign(x)
+
+
+class Cast(Function):
+    """Change the dtype; the gradient is cast back to the input's dtype."""
+
+    @staticmethod
+    def forward(ctx, x, dtype):
+        ctx.save(x.dtype)
+        return x.astype(dtype)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (dtype,) = ctx.saved
+        return grad.astype(dtype)
+
+
+# ---------------------------------------------------------------- activations
+class Tanh(Function):
+    """z = tanh x;  dz/dx = 1 - z²."""
+
+    @staticmethod
+    def forward(ctx, x):
+        z = np.tanh(x)
+        ctx.save(z)
+        return z
+
+    @staticmethod
+    def backward(ctx, grad):
+        (z,) = ctx.saved
+        return grad * (1.0 - z * z)
+
+
+class Sigmoid(Function):
+    """σ(x) = 1 / (1 + e^-x), computed stably on both signs;  dσ/dx = σ(1 - σ)."""
+
+    @staticmethod
+    def forward(ctx, x):
+        e = np.exp(-np.abs(x))  # never overflows
+        z = np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e)).astype(x.dtype, copy=False)
+        ctx.save(z)
+        return z
+
+    @staticmethod
+    def backward(ctx, grad):
+        (z,) = ctx.saved
+        return grad * z * (1.0 - z)
+
+
+class Relu(Function):
+    """relu(x) = max(x, 0);  derivative 1 where x > 0 else 0."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save(x > 0)
+        return np.maximum(x, 0).astype(x.dtype, copy=False)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (positive,) = ctx.saved
+        return grad * positive
+
+
+class Gelu(Function):
+    """GELU(x) = x Φ(x) (Hendrycks & Gimpel, 2016): exact erf form or GPT-2's tanh form.
+
+    Formulas for both forms and their derivatives: ``numpy_ref.gelu_forward/backward``.
+    """
+
+    @staticmethod
+    def forward(ctx, x, approximate="none"):
+        ctx.save(x, approximate)
+        return kernel("gelu_forward", x)(x, approximate)
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, approximate = ctx.saved
+        return kernel("gelu_backward", grad, x)(grad, x, approximate)

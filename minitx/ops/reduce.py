@@ -1,0 +1,112 @@
+"""Reductions over axes: sum, mean, max, min, var (each with ``keepdim``).
+
+The backward of a reduction *re-expands* the gradient over the reduced axes: first put the reduced
+axes back as size-1 axes (``_restore_axes``), then broadcast.
+"""
+import numpy as np
+
+from minitx.tensor import Function
+
+
+def normalize_axes(axis, ndim: int, op: str = "reduce") -> tuple:
+    """``axis`` (None, int or sequence, negatives allowed) as a sorted tuple of non-negative axes."""
+    if axis is None:
+        return tuple(range(ndim))
+    axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
+    out = []
+    for a in axes:
+        if not -ndim <= a < max(ndim, 1):
+            raise ValueError(f"{op}: axis {a} is out of range for a tensor with {ndim} dimensions")
+        out.append(int(a) % max(ndim, 1))
+    return tuple(sorted(set(out)))
+
+
+def _restore_axes(grad: np.ndarray, axes: tuple, keepdim: bool) -> np.ndarray:
+    """Give ``grad`` back its reduced axes as size-1 axes so it broadcasts against the input."""
+    return grad if keepdim else np.expand_dims(grad, axes)
+
+
+class Sum(Function):
+    """y = Σ_axes x;  dy/dx = 1 for every summed element."""
+
+    @staticmethod
+    def forward(ctx, x, axis=None, keepdim=False):
+        axes = normalize_axes(axis, x.ndim, "sum")
+        ctx.save(x.shape, axes, keepdim)
+        return np.asarray(x.sum(axis=axes, keepdims=keepdim))
+
+    @staticmethod
+    def backward(ctx, grad):
+        shape, axes, keepdim = ctx.saved
+        return np.broadcast_to(_restore_axes(grad, axes, keepdim), shape).copy()
+
+
+class Mean(Function):
+    """y = (1/n) Σ_axes x;  dy/dx = 1/n, n = number of reduced elements."""
+
+    @staticmethod
+    def forward(ctx, x, axis=None, keepdim=False):
+        axes = normalize_axes(axis, x.ndim, "mean")
+        ctx.save(x.shape, axes, keepdim)
+        return np.asarray(x.mean(axis=axes, keepdims=keepdim))
+
+    @staticmethod
+    def backward(ctx, grad):
+        shape, axes, keepdim = ctx.saved
+        n = int(np.prod([shape[a] for a in axes])) if axes else 1
+        return np.broadcast_to(_restore_axes(grad, axes, keepdim) / n, shape).copy()
+
+
+class _Extremum(Function):
+    """Shared backward of max/min: the gradient goes to the arg-extreme elements, split evenly on ties
+    (PyTorch's rule for full reductions; it keeps the gradient an exact derivative of a symmetric choice)."""
+
+    reduce = None
+
+    @classmethod
+    def forward(cls, ctx, x, axis=None, keepdim=False):
+        axes = normalize_axes(axis, x.ndim, cls.__name__.lower())
+        if x.size == 0:
+            raise ValueError(f"{cls.__name__.lower()}: cannot reduce an empty tensor of shape {x.shape}")
+        y = np.asarray(cls.reduce(x, axis=axes, keepdims=True))
+        ctx.save(x, y, axes, keepdim)
+        return y if keepdim else np.squeeze(y, axis=axes)
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, y, axes, keepdim = ctx.saved
+        hit = (x == y).astype(grad.dtype)
+        hit /= hit.sum(axis=axes, keepdims=True)
+        return _restore_axes(grad, axes, keepdim) * hit
+
+
+class Max(_Extremum):
+    """y = max over axes."""
+
+    reduce = staticmethod(np.max)
+
+
+class Min(_Extremum):
+    """y = min over axes."""
+
+    reduce = staticmethod(np.min)
+
+
+class Var(Function):
+    """var = Σ (x - mean)² / (n - correction);  dvar/dx = 2 (x - mean) / (n - correction).
+
+    ``correction=1`` is the unbiased estimator (torch.var's default); layer norm uses 0.
+    """
+
+    @staticmethod
+    def forward(ctx, x, axis=None, keepdim=False, correction=1):
+        axes = normalize_axes(axis, x.ndim, "var")
+        n = int(np.prod([x.shape[a] for a in axes])) if axes else 1
+        centered = x - x.mean(axis=axes, keepdims=True)
+        ctx.save(centered, axes, keepdim, n - correction)
+        return np.asarray((centered * centered).sum(axis=axes, keepdims=keepdim) / (n - correction))
+
+    @staticmethod
+    def backward(ctx, grad):
+        centered, axes, keepdim, dof = ctx.saved
+        return _restore_axes(grad, axes, keepdim) * 2.0 * centered / dof

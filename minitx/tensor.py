@@ -1,0 +1,594 @@
+"""The Tensor, the computation graph, and reverse-mode automatic differentiation.
+
+A ``Tensor`` wraps a NumPy array (``.data``). Every op is a ``Function`` with a ``forward`` that
+computes the result from plain arrays and a ``backward`` that maps the output gradient to one
+gradient per input (see ``minitx/ops/``). When any input requires a gradient, ``Function.apply``
+records a ``Node`` on the output: the function, its saved context, and its parent tensors. That chain
+of nodes *is* the graph.
+
+``loss.backward()`` walks the graph in reverse topological order (the chain rule, applied once per
+node), accumulating ``dL/dx`` into ``x.grad`` for every leaf tensor with ``requires_grad=True``:
+
+    dL/dx = sum over consumers c of  backward_c(dL/d out_c)
+
+The walk is iterative (an explicit stack, no Python recursion) so a chain of 10 000 ops works.
+Gradients *accumulate* across calls (call ``zero_grad()`` or set ``.grad = None`` to reset), and
+the saved tensors are freed after one backward unless ``retain_graph=True``, exactly like PyTorch.
+"""
+from __future__ import annotations
+
+import contextlib
+import threading
+
+import numpy as np
+
+DEFAULT_DTYPE = np.float32
+
+_grad_mode = threading.local()
+
+
+def is_grad_enabled() -> bool:
+    return getattr(_grad_mode, "enabled", True)
+
+
+@contextlib.contextmanager
+def no_grad():
+    """Context manager: ops inside build no graph (for evaluation and optimizer updates)."""
+    previous = is_grad_enabled()
+    _grad_mode.enabled = False
+    try:
+        yield
+    finally:
+        _grad_mode.enabled = previous
+
+
+@contextlib.contextmanager
+def enable_grad():
+    previous = is_grad_enabled()
+    _grad_mode.enabled = True
+    try:
+        yield
+    finally:
+        _grad_mode.enabled = previous
+
+
+class Context:
+    """What a Function's forward leaves for its backward: ``ctx.save(...)`` / ``ctx.saved``."""
+
+    def __init__(self):
+        self.saved = ()
+        self.needs_input_grad = ()
+
+    def save(self, *values):
+        self.saved = values
+
+
+class Node:
+    """One recorded op application: ``fn.backward(ctx, grad)`` gives the parents' gradients."""
+
+    __slots__ = ("fn", "ctx", "parents", "freed")
+
+    def __init__(self, fn, ctx, parents):
+        self.fn = fn
+        self.ctx = ctx
+        self.parents = parents  # tuple of Tensor | None, one per positional input of forward
+        self.freed = False
+
+
+class Function:
+    """Base class of every differentiable op.
+
+    Subclasses define two static methods on plain NumPy arrays::
+
+        forward(ctx, *inputs, **options) -> ndarray
+        backward(ctx, grad_output) -> ndarray | None  or a tuple with one entry per input
+
+    and are called through ``apply``, which unwraps Tensors, runs forward, and records the graph.
+    """
+
+    @staticmethod
+    def forward(ctx, *args, **kwargs):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    @staticmethod
+    def backward(ctx, grad):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    @classmethod
+    def apply(cls, *args, **kwargs) -> "Tensor":
+        arrays = [a.data if isinstance(a, Tensor) else a for a in args]
+        ctx = Context()
+        requires_grad = is_grad_enabled() and any(
+            isinstance(a, Tensor) and a.requires_grad for a in args
+        )
+        ctx.needs_input_grad = tuple(isinstance(a, Tensor) and a.requires_grad for a in args)
+        out = cls.forward(ctx, *arrays, **kwargs)
+        result = Tensor(out, requires_grad=requires_grad, _copy=False)
+        if requires_grad:
+            parents = tuple(a if isinstance(a, Tensor) else None for a in args)
+            result._node = Node(cls, ctx, parents)
+        return result
+
+
+def _as_array(data, dtype=None) -> np.ndarray:
+    """Convert user data to an ndarray: Python floats -> float32, ints -> int64, like torch.tensor."""
+    if isinstance(data, Tensor):
+        data = data.data
+    if dtype is not None:
+        return np.asarray(data, dtype=np.dtype(dtype))
+    array = np.asarray(data)
+    if array.dtype == np.float64 and not isinstance(data, np.ndarray) and not isinstance(data, np.floating):
+        array = array.astype(DEFAULT_DTYPE)  # Python lists/floats default to float32
+    elif array.dtype.kind == "i" and not isinstance(data, np.ndarray):
+        array = array.astype(np.int64)
+    return array
+
+
+class Tensor:
+    """An n-dimensional array that remembers how it was computed.
+
+    ``data``: the NumPy array. ``grad``: a Tensor of the same shape or None.
+    ``requires_grad``: whether gradients flow to (and accumulate in) this tensor.
+    """
+
+    __array_priority__ = 1000  # so ndarray <op> Tensor defers to Tensor's reflected operator
+
+    def __init__(self, data, requires_grad=False, dtype=None, _copy=True):
+        array = _as_array(data, dtype) if (_copy or dtype is not None) else data
+        if not isinstance(array, np.ndarray):
+            array = np.asarray(array)
+        if requires_grad and array.dtype.kind != "f":
+            raise TypeError(f"only floating point tensors can require gradients, got dtype {array.dtype}")
+        self.data = array
+        self.requires_grad = bool(requires_grad)
+        self.grad = None
+        self._node = None
+        self._retains_grad = False
+
+    # ------------------------------------------------------------------ basic properties
+    @property
+    def shape(self) -> tuple:
+        return self.data.shape
+
+    @property
+    def dtype(self):
+        return self.data.dtype
+
+    @property
+    def ndim(self) -> int:
+        return self.data.ndim
+
+    @property
+    def is_leaf(self) -> bool:
+        return self._node is None
+
+    def size(self, dim=None):
+        return self.shape if dim is None else self.shape[dim]
+
+    def numel(self) -> int:
+        return int(self.data.size)
+
+    def __len__(self):
+        return len(self.data)
+
+    def numpy(self) -> np.ndarray:
+        return self.data
+
+    def item(self):
+        if self.data.size != 1:
+            raise ValueError(f"item(): only a one-element tensor converts to a Python number, shape is {self.shape}")
+        return self.data.item()
+
+    def tolist(self):
+        return self.data.tolist()
+
+    def __repr__(self):
+        grad_info = ", requires_grad=True" if self.requires_grad else ""
+        body = np.array2string(self.data, separator=", ", prefix="tensor(")
+        return f"tensor({body}, dtype={self.dtype}{grad_info})"
+
+    def __bool__(self):
+        return bool(self.data)
+
+    def __float__(self):
+        return float(self.item())
+
+    def __int__(self):
+        return int(self.item())
+
+    # ------------------------------------------------------------------ graph bookkeeping
+    def detach(self) -> "Tensor":
+        """A tensor sharing the same data, cut from the graph."""
+        return Tensor(self.data, requires_grad=False, _copy=False)
+
+    def requires_grad_(self, requires_grad=True) -> "Tensor":
+        if requires_grad and self.data.dtype.kind != "f":
+            raise TypeError(f"only floating point tensors can require gradients, got dtype {self.dtype}")
+        self.requires_grad = bool(requires_grad)
+        return self
+
+    def retain_grad(self) -> None:
+        """Keep ``.grad`` on this non-leaf tensor after backward (leaves always keep theirs)."""
+        self._retains_grad = True
+
+    def zero_grad(self) -> None:
+        self.grad = None
+
+    def backward(self, grad=None, retain_graph=False) -> None:
+        """Back-propagate from this tensor; see the module docstring for the rules."""
+        if not self.requires_grad:
+            raise RuntimeError("backward(): this tensor does not require grad and has no graph")
+        if grad is None:
+            if self.data.size != 1:
+                raise RuntimeError(
+                    f"backward(): grad can be implicitly created only for scalar outputs; this tensor has "
+                    f"shape {self.shape}, so pass grad= of that shape (e.g. t.backward(mx.ones_like(t)))"
+                )
+            grad = np.ones_like(self.data)
+        else:
+            grad = _as_array(grad, self.dtype)
+            if grad.shape != self.shape:
+                raise ValueError(f"backward(): grad has shape {grad.shape} but the tensor has shape {self.shape}")
+        _run_backward(self, grad, retain_graph)
+
+    def _accumulate_grad(self, grad: np.ndarray) -> None:
+        grad = np.asarray(grad, dtype=self.dtype)
+        if self.grad is None:
+            self.grad = Tensor(np.array(grad, copy=True), _copy=False)
+        else:
+            self.grad = Tensor(self.grad.data + grad, _copy=False)
+
+    # ------------------------------------------------------------------ arithmetic (ops/elementwise.py)
+    def _lift(self, other) -> "Tensor":
+        """Wrap a Python number or ndarray as a constant Tensor of this tensor's dtype."""
+        if isinstance(other, Tensor):
+            return other
+        array = np.asarray(other)
+        if array.dtype.kind in "biuf" and not (isinstance(other, np.ndarray) and array.dtype.kind == "f"):
+            array = array.astype(self.dtype if self.dtype.kind == "f" else array.dtype)
+        return Tensor(array, _copy=False)
+
+    def __add__(self, other):
+        return _ew.Add.apply(self, self._lift(other))
+
+    def __radd__(self, other):
+        return _ew.Add.apply(self._lift(other), self)
+
+    def __sub__(self, other):
+        return _ew.Sub.apply(self, self._lift(other))
+
+    def __rsub__(self, other):
+        return _ew.Sub.apply(self._lift(other), self)
+
+    def __mul__(self, other):
+        return _ew.Mul.apply(self, self._lift(other))
+
+    def __rmul__(self, other):
+        return _ew.Mul.apply(self._lift(other), self)
+
+    def __truediv__(self, other):
+        return _ew.Div.apply(self, self._lift(other))
+
+    def __rtruediv__(self, other):
+        return _ew.Div.apply(self._lift(other), self)
+
+    def __pow__(self, other):
+        return _ew.Pow.apply(self, self._lift(other))
+
+    def __rpow__(self, other):
+        return _ew.Pow.apply(self._lift(other), self)
+
+    def __neg__(self):
+        return _ew.Neg.apply(self)
+
+    def __matmul__(self, other):
+        return _mm.MatMul.apply(self, self._lift(other))
+
+    def __rmatmul__(self, other):
+        return _mm.MatMul.apply(self._lift(other), self)
+
+    # comparisons give boolean tensors outside the graph
+    def __eq__(self, other):
+        return Tensor(self.data == _raw(other), _copy=False)
+
+    def __ne__(self, other):
+        return Tensor(self.data != _raw(other), _copy=False)
+
+    def __lt__(self, other):
+        return Tensor(self.data < _raw(other), _copy=False)
+
+    def __le__(self, other):
+        return Tensor(self.data <= _raw(other), _copy=False)
+
+    def __gt__(self, other):
+        return Tensor(self.data > _raw(other), _copy=False)
+
+    def __ge__(self, other):
+        return Tensor(self.data >= _raw(other), _copy=False)
+
+    __hash__ = object.__hash__
+
+    def pow(self, exponent):
+        return self ** exponent
+
+    def exp(self):
+        return _ew.Exp.apply(self)
+
+    def log(self):
+        return _ew.Log.apply(self)
+
+    def sqrt(self):
+        return _ew.Sqrt.apply(self)
+
+    def abs(self):
+        return _ew.Abs.apply(self)
+
+    def tanh(self):
+        return _ew.Tanh.apply(self)
+
+    def sigmoid(self):
+        return _ew.Sigmoid.apply(self)
+
+    def relu(self):
+        return _ew.Relu.apply(self)
+
+    def gelu(self, approximate="none"):
+        return _ew.Gelu.apply(self, approximate=approximate)
+
+    # ------------------------------------------------------------------ reductions (ops/reduce.py)
+    def sum(self, axis=None, keepdim=False):
+        return _red.Sum.apply(self, axis=axis, keepdim=keepdim)
+
+    def mean(self, axis=None, keepdim=False):
+        return _red.Mean.apply(self, axis=axis, keepdim=keepdim)
+
+    def max(self, axis=None, keepdim=False):
+        return _red.Max.apply(self, axis=axis, keepdim=keepdim)
+
+    def min(self, axis=None, keepdim=False):
+        return _red.Min.apply(self, axis=axis, keepdim=keepdim)
+
+    def var(self, axis=None, keepdim=False, correction=1):
+        return _red.Var.apply(self, axis=axis, keepdim=keepdim, correction=correction)
+
+    def argmax(self, axis=None, keepdim=False):
+        return Tensor(np.argmax(self.data, axis=axis, keepdims=keepdim), _copy=False)
+
+    # ------------------------------------------------------------------ shapes (ops/shape.py, ops/indexing.py)
+    def reshape(self, *shape):
+        return _shape.Reshape.apply(self, shape=_resolve_shape(shape))
+
+    def view(self, *shape):
+        return self.reshape(*shape)
+
+    def flatten(self, start_dim=0, end_dim=-1):
+        end = end_dim % max(self.ndim, 1)
+        new = self.shape[:start_dim] + (-1,) + self.shape[end + 1:]
+        return self.reshape(new)
+
+    def permute(self, *dims):
+        return _shape.Permute.apply(self, dims=_resolve_shape(dims))
+
+    def transpose(self, dim0=-2, dim1=-1):
+        dims = list(range(self.ndim))
+        dims[dim0], dims[dim1] = dims[dim1], dims[dim0]
+        return self.permute(*dims)
+
+    @property
+    def T(self):
+        return self.permute(*reversed(range(self.ndim)))
+
+    def unsqueeze(self, dim):
+        dim = dim % (self.ndim + 1)
+        return self.reshape(self.shape[:dim] + (1,) + self.shape[dim:])
+
+    def squeeze(self, dim=None):
+        if dim is None:
+            return self.reshape(tuple(n for n in self.shape if n != 1))
+        dim = dim % max(self.ndim, 1)
+        if self.shape[dim] != 1:
+            return self
+        return self.reshape(self.shape[:dim] + self.shape[dim + 1:])
+
+    def expand(self, *shape):
+        return _shape.Expand.apply(self, shape=_resolve_shape(shape))
+
+    def broadcast_to(self, *shape):
+        return self.expand(*shape)
+
+    def __getitem__(self, index):
+        return _idx.GetItem.apply(self, index=_raw_index(index))
+
+    def split(self, split_size_or_sections, dim=0):
+        """Pieces of ``split_size`` along ``dim`` (the last may be smaller), or of the given sizes."""
+        n = self.shape[dim]
+        if isinstance(split_size_or_sections, int):
+            sizes = [min(split_size_or_sections, n - s) for s in range(0, n, split_size_or_sections)]
+        else:
+            sizes = list(split_size_or_sections)
+            if sum(sizes) != n:
+                raise ValueError(f"split: sizes {sizes} do not add up to dimension {dim} of shape {self.shape}")
+        pieces, start = [], 0
+        for size in sizes:
+            index = [slice(None)] * self.ndim
+            index[dim] = slice(start, start + size)
+            pieces.append(self[tuple(index)])
+            start += size
+        return tuple(pieces)
+
+    def chunk(self, chunks, dim=0):
+        n = self.shape[dim]
+        return self.split(-(-n // chunks), dim)
+
+    def masked_fill(self, mask, value):
+        return _idx.MaskedFill.apply(self, _raw(mask), value=value)
+
+    # ------------------------------------------------------------------ nn ops (ops/nn_ops.py)
+    def softmax(self, axis=-1):
+        return _nn.Softmax.apply(self, axis=axis)
+
+    def log_softmax(self, axis=-1):
+        return _nn.LogSoftmax.apply(self, axis=axis)
+
+    # ------------------------------------------------------------------ conversions
+    def astype(self, dtype) -> "Tensor":
+        from minitx.ops.elementwise import Cast
+
+        return Cast.apply(self, dtype=np.dtype(dtype))
+
+    def to(self, dtype) -> "Tensor":
+        return self.astype(dtype)
+
+    def float(self) -> "Tensor":
+        return self.astype(np.float32)
+
+    def double(self) -> "Tensor":
+        return self.astype(np.float64)
+
+    def long(self) -> "Tensor":
+        return Tensor(self.data.astype(np.int64), _copy=False)
+
+    def contiguous(self) -> "Tensor":
+        from minitx.ops.shape import Contiguous
+
+        return Contiguous.apply(self)
+
+
+def _topological_order(root: Tensor) -> list:
+    """Tensors of the graph under ``root``, every tensor after all the tensors it depends on.
+
+    Depth-first search with an explicit stack of (tensor, visited-children?) pairs: a tensor is
+    emitted on its second visit, once all its parents are emitted (post-order).
+    """
+    order, seen = [], set()
+    stack = [(root, False)]
+    while stack:
+        t, parents_done = stack.pop()
+        if parents_done:
+            order.append(t)
+            continue
+        if id(t) in seen:
+            continue
+        seen.add(id(t))
+        stack.append((t, True))
+        if t._node is not None:
+            for parent in t._node.parents:
+                if parent is not None and parent.requires_grad and id(parent) not in seen:
+                    stack.append((parent, False))
+    return order
+
+
+def _run_backward(root: Tensor, grad: np.ndarray, retain_graph: bool) -> None:
+    """Reverse-mode sweep: visit tensors from ``root`` back to the leaves, applying the chain rule."""
+    grads = {id(root): grad}
+    for t in reversed(_topological_order(root)):
+        g = grads.pop(id(t), None)
+        if g is None:
+            continue
+        if t._node is None or t._retains_grad:
+            t._accumulate_grad(g)
+        node = t._node
+        if node is None:
+            continue
+        if node.freed:
+            raise RuntimeError(
+                f"Trying to backward through the graph a second time (through {node.fn.__name__}); its saved "
+                "values were freed after the first backward. Pass retain_graph=True to the first backward()."
+            )
+        parent_grads = node.fn.backward(node.ctx, g)
+        if not isinstance(parent_grads, tuple):
+            parent_grads = (parent_grads,)
+        if len(parent_grads) < len(node.parents):
+            parent_grads = parent_grads + (None,) * (len(node.parents) - len(parent_grads))
+        for parent, pg in zip(node.parents, parent_grads):
+            if parent is None or pg is None or not parent.requires_grad:
+                continue
+            if pg.shape != parent.shape:
+                raise RuntimeError(
+                    f"{node.fn.__name__}.backward returned a gradient of shape {pg.shape} "
+                    f"for an input of shape {parent.shape}"
+                )
+            key = id(parent)
+            grads[key] = grads[key] + pg if key in grads else pg
+        if not retain_graph:
+            node.ctx.saved = ()
+            node.freed = True
+
+
+def tensor(data, requires_grad=False, dtype=None) -> Tensor:
+    """Create a Tensor (copying ``data``). Python floats become float32, ints int64."""
+    return Tensor(data, requires_grad=requires_grad, dtype=dtype)
+
+
+def _resolve_shape(shape):
+    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+        return tuple(shape[0])
+    return tuple(shape)
+
+
+def zeros(*shape, dtype=DEFAULT_DTYPE, requires_grad=False) -> Tensor:
+    return Tensor(np.zeros(_resolve_shape(shape), dtype=dtype), requires_grad=requires_grad, _copy=False)
+
+
+def ones(*shape, dtype=DEFAULT_DTYPE, requires_grad=False) -> Tensor:
+    return Tensor(np.ones(_resolve_shape(shape), dtype=dtype), requires_grad=requires_grad, _copy=False)
+
+
+def full(shape, fill_value, dtype=DEFAULT_DTYPE, requires_grad=False) -> Tensor:
+    return Tensor(np.full(tuple(shape), fill_value, dtype=dtype), requires_grad=requires_grad, _copy=False)
+
+
+def zeros_like(t: Tensor, requires_grad=False) -> Tensor:
+    return Tensor(np.zeros_like(t.data), requires_grad=requires_grad, _copy=False)
+
+
+def ones_like(t: Tensor, requires_grad=False) -> Tensor:
+    return Tensor(np.ones_like(t.data), requires_grad=requires_grad, _copy=False)
+
+
+def randn(*shape, dtype=DEFAULT_DTYPE, requires_grad=False, generator=None) -> Tensor:
+    """Standard normal samples from ``generator`` (default: the global one set by ``manual_seed``)."""
+    from minitx.random import default_generator
+
+    rng = generator or default_generator()
+    data = rng.standard_normal(_resolve_shape(shape)).astype(dtype)
+    return Tensor(data, requires_grad=requires_grad, _copy=False)
+
+
+def rand(*shape, dtype=DEFAULT_DTYPE, requires_grad=False, generator=None) -> Tensor:
+    from minitx.random import default_generator
+
+    rng = generator or default_generator()
+    data = rng.random(_resolve_shape(shape)).astype(dtype)
+    return Tensor(data, requires_grad=requires_grad, _copy=False)
+
+
+def arange(start, end=None, step=1, dtype=None) -> Tensor:
+    """Like ``torch.arange``: integers give int64, any float argument gives float32."""
+    if end is None:
+        start, end = 0, start
+    if dtype is None:
+        is_float = any(isinstance(v, float) for v in (start, end, step))
+        dtype = DEFAULT_DTYPE if is_float else np.int64
+    return Tensor(np.arange(start, end, step, dtype=dtype), _copy=False)
+
+
+def _raw(value):
+    """The ndarray behind a Tensor (or the value itself)."""
+    return value.data if isinstance(value, Tensor) else value
+
+
+def _raw_index(index):
+    """Tensors used as indices become their ndarrays."""
+    if isinstance(index, tuple):
+        return tuple(_raw(i) for i in index)
+    return _raw(index)
+
+
+# The ops need Function (defined above); Tensor's methods need the ops. Importing them last breaks the cycle.
+from minitx.ops import elementwise as _ew  # noqa: E402
+from minitx.ops import indexing as _idx  # noqa: E402
+from minitx.ops import matmul as _mm  # noqa: E402
+from minitx.ops import nn_ops as _nn  # noqa: E402
+from minitx.ops import reduce as _red  # noqa: E402
+from minitx.ops import shape as _shape  # noqa: E402

@@ -111,12 +111,15 @@ class Function:
 
 
 def _as_array(data, dtype=None) -> np.ndarray:
-    """Convert user data to an ndarray: Python floats -> float32, ints -> int64, like torch.tensor."""
+    """Copy user data into a new ndarray: Python floats -> float32, ints -> int64, like torch.tensor.
+
+    Always a copy, so changing the caller's array later never changes the tensor.
+    """
     if isinstance(data, Tensor):
         data = data.data
     if dtype is not None:
-        return np.asarray(data, dtype=np.dtype(dtype))
-    array = np.asarray(data)
+        return np.array(data, dtype=np.dtype(dtype))
+    array = np.array(data)
     if array.dtype == np.float64 and not isinstance(data, np.ndarray) and not isinstance(data, np.floating):
         array = array.astype(DEFAULT_DTYPE)  # Python lists/floats default to float32
     elif array.dtype.kind == "i" and not isinstance(data, np.ndarray):
@@ -432,9 +435,13 @@ class Tensor:
 
     # ------------------------------------------------------------------ conversions
     def astype(self, dtype) -> "Tensor":
+        """A copy in ``dtype``; differentiable between float dtypes, cut from the graph otherwise."""
         from minitx.ops.elementwise import Cast
 
-        return Cast.apply(self, dtype=np.dtype(dtype))
+        dtype = np.dtype(dtype)
+        if dtype.kind != "f":
+            return Tensor(self.data.astype(dtype), _copy=False)
+        return Cast.apply(self, dtype=dtype)
 
     def to(self, dtype) -> "Tensor":
         return self.astype(dtype)

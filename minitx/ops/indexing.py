@@ -44,7 +44,7 @@ class Where(Function):
 
     @staticmethod
     def forward(ctx, cond, a, b):
-        broadcast_shapes("where", np.broadcast_shapes(cond.shape, a.shape), b.shape)
+        broadcast_shapes("where", broadcast_shapes("where", cond.shape, a.shape), b.shape)
         cond = cond.astype(bool)
         ctx.save(cond, a.shape, b.shape)
         return np.where(cond, a, b)

@@ -46,11 +46,11 @@ class MatMul(Function):
         a, b = ctx.saved
         a2 = a[None, :] if a.ndim == 1 else a
         b2 = b[:, None] if b.ndim == 1 else b
-        g = grad
-        if a.ndim == 1:
-            g = np.expand_dims(g, -2)
+        g = grad  # put back the axes the forward removed: b's first (the last axis), then a's
         if b.ndim == 1:
             g = np.expand_dims(g, -1)
+        if a.ndim == 1:
+            g = np.expand_dims(g, -2)
         da = db = None
         if ctx.needs_input_grad[0]:
             bt = np.swapaxes(b2, -1, -2)

@@ -1,0 +1,1 @@
+"""Training: metrics (and, later, the Trainer, checkpoints and callbacks)."""

@@ -1,45 +1,373 @@
 // pybind11 module minitx._C: the binding validates, the kernel computes.
+// Every entry point checks dtype (float32), contiguity (C order), dimensions and shapes, and raises
+// ValueError naming the function and both shapes. Inputs are never copied; outputs are fresh arrays.
+// The GIL is released around each compute loop.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
 
-#include <algorithm>
 #include <cmath>
-#include <stdexcept>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "attention/attention.h"
+#include "common.h"
+#include "fused/fused.h"
+#include "matmul/matmul.h"
 
 namespace py = pybind11;
+using namespace minitx;
 using FloatArray = py::array_t<float, py::array::c_style>;
+using Shape = std::vector<py::ssize_t>;
 
-// softmax over the last axis, y_i = exp(x_i - max x) / sum_j exp(x_j - max x).
-// Reference: minitx/backends/numpy_ref.py::softmax_forward
-static void softmax_rows(const float* x, float* y, long rows, long n) {
-    for (long r = 0; r < rows; ++r) {
-        const float* xr = x + r * n;
-        float* yr = y + r * n;
-        float m = -INFINITY;
-        for (long i = 0; i < n; ++i) m = std::max(m, xr[i]);
-        float s = 0.f;
-        for (long i = 0; i < n; ++i) { yr[i] = std::exp(xr[i] - m); s += yr[i]; }
-        const float inv = 1.f / s;
-        for (long i = 0; i < n; ++i) yr[i] *= inv;
-    }
+// ---------------------------------------------------------------- validation helpers
+static std::string shape_str(const Shape& s) {
+    std::ostringstream o;
+    o << "(";
+    for (size_t i = 0; i < s.size(); ++i) o << (i ? ", " : "") << s[i];
+    o << (s.size() == 1 ? ",)" : ")");
+    return o.str();
 }
 
-static FloatArray softmax_forward(py::array x_obj) {
-    if (!py::isinstance<FloatArray>(x_obj) || !(x_obj.flags() & py::array::c_style))
-        throw py::value_error("softmax_forward: x must be a C-contiguous float32 array");
-    auto x = x_obj.cast<FloatArray>();
-    if (x.ndim() == 0) throw py::value_error("softmax_forward: x must have at least 1 dimension");
-    FloatArray y(std::vector<py::ssize_t>(x.shape(), x.shape() + x.ndim()));
-    const long n = x.shape(x.ndim() - 1);
-    const long rows = n ? x.size() / n : 0;
-    {
-        py::gil_scoped_release release;
-        softmax_rows(x.data(), y.mutable_data(), rows, n);
+static Shape shape_of(const py::array& a) { return Shape(a.shape(), a.shape() + a.ndim()); }
+
+[[noreturn]] static void fail(const std::string& msg) { throw py::value_error(msg); }
+
+// The argument as a float32 C-contiguous array (no copy), or ValueError.
+static FloatArray f32(const py::handle& obj, const char* fn, const char* name) {
+    if (!py::isinstance<py::array>(obj))
+        fail(std::string(fn) + ": " + name + " must be a numpy.ndarray, got " + std::string(py::str(obj.get_type())));
+    auto arr = py::reinterpret_borrow<py::array>(obj);
+    if (!arr.dtype().equal(py::dtype::of<float>()))
+        fail(std::string(fn) + ": " + name + " must be float32, got " + std::string(py::str(arr.dtype())) +
+             " with shape " + shape_str(shape_of(arr)));
+    if (!(arr.flags() & py::array::c_style))
+        fail(std::string(fn) + ": " + name + " must be C-contiguous (use np.ascontiguousarray), shape " +
+             shape_str(shape_of(arr)));
+    return py::reinterpret_borrow<FloatArray>(arr);
+}
+
+static void same_shape(const py::array& a, const py::array& b, const char* fn, const char* na, const char* nb) {
+    if (shape_of(a) != shape_of(b))
+        fail(std::string(fn) + ": " + na + " and " + nb + " must have the same shape, " + na + " is " +
+             shape_str(shape_of(a)) + ", " + nb + " is " + shape_str(shape_of(b)));
+}
+
+static void min_ndim(const py::array& a, int n, const char* fn, const char* name) {
+    if (a.ndim() < n)
+        fail(std::string(fn) + ": " + name + " needs at least " + std::to_string(n) + " dimension(s), got shape " +
+             shape_str(shape_of(a)));
+}
+
+// ---------------------------------------------------------------- matmul (+ transposed variants)
+enum class Trans { NN, TN, NT };  // C = A·B, Aᵀ·B, A·Bᵀ
+
+static FloatArray matmul_impl(py::handle a_obj, py::handle b_obj, int version, Trans tr, const char* fn) {
+    auto a = f32(a_obj, fn, "a"), b = f32(b_obj, fn, "b");
+    min_ndim(a, 2, fn, "a");
+    min_ndim(b, 2, fn, "b");
+    if (version < 0 || version >= kMatmulVersions)
+        fail(std::string(fn) + ": version must be 0.." + std::to_string(kMatmulVersions - 1) + ", got " +
+             std::to_string(version));
+    const Index ra = a.shape(a.ndim() - 2), ca = a.shape(a.ndim() - 1);
+    const Index rb = b.shape(b.ndim() - 2), cb = b.shape(b.ndim() - 1);
+    const Index M = tr == Trans::TN ? ca : ra, Ka = tr == Trans::TN ? ra : ca;
+    const Index N = tr == Trans::NT ? rb : cb, Kb = tr == Trans::NT ? cb : rb;
+    if (Ka != Kb)
+        fail(std::string(fn) + ": inner dimensions differ: a is " + shape_str(shape_of(a)) + ", b is " +
+             shape_str(shape_of(b)));
+    // Broadcast the batch axes (NumPy rules, aligned on the right).
+    const int nb = std::max(a.ndim(), b.ndim()) - 2;
+    Shape batch(nb);
+    std::vector<Index> a_stride(nb, 0), b_stride(nb, 0);
+    Index sa = ra * ca, sb = rb * cb;
+    for (int d = nb - 1; d >= 0; --d) {
+        const int da = d - (nb - (a.ndim() - 2)), db = d - (nb - (b.ndim() - 2));
+        const Index la = da >= 0 ? a.shape(da) : 1, lb = db >= 0 ? b.shape(db) : 1;
+        if (la != lb && la != 1 && lb != 1)
+            fail(std::string(fn) + ": batch dimensions cannot broadcast: a is " + shape_str(shape_of(a)) + ", b is " +
+                 shape_str(shape_of(b)));
+        batch[d] = std::max(la, lb);
+        if (la != 1) a_stride[d] = sa;
+        if (lb != 1) b_stride[d] = sb;
+        sa *= la;
+        sb *= lb;
     }
+    Index n_batch = 1;
+    for (auto s : batch) n_batch *= s;
+    std::vector<Index> a_off(n_batch), b_off(n_batch);
+    for (Index idx = 0; idx < n_batch; ++idx) {
+        Index rem = idx, oa = 0, ob = 0;
+        for (int d = nb - 1; d >= 0; --d) {
+            const Index i = rem % batch[d];
+            rem /= batch[d];
+            oa += i * a_stride[d];
+            ob += i * b_stride[d];
+        }
+        a_off[idx] = oa;
+        b_off[idx] = ob;
+    }
+    Shape out_shape = batch;
+    out_shape.push_back(M);
+    out_shape.push_back(N);
+    FloatArray c(out_shape);
+    // Element (i, k) of A and (k, j) of B through strides: the transposes are only a stride swap.
+    const Index rsa = tr == Trans::TN ? 1 : ca, csa = tr == Trans::TN ? ca : 1;
+    const Index rsb = tr == Trans::NT ? 1 : cb, csb = tr == Trans::NT ? cb : 1;
+    if (n_batch * M * N > 0) {
+        py::gil_scoped_release release;
+        gemm_batched(version, n_batch, M, N, Ka, a.data(), a_off.data(), rsa, csa, b.data(), b_off.data(), rsb, csb,
+                     c.mutable_data());
+    }
+    return c;
+}
+
+// ---------------------------------------------------------------- softmax
+static FloatArray softmax_fwd(py::handle x_obj) {
+    auto x = f32(x_obj, "softmax_forward", "x");
+    min_ndim(x, 1, "softmax_forward", "x");
+    FloatArray y(shape_of(x));
+    const Index n = x.shape(x.ndim() - 1), rows = n ? x.size() / n : 0;
+    py::gil_scoped_release release;
+    softmax_forward(x.data(), y.mutable_data(), rows, n);
     return y;
 }
 
+static FloatArray softmax_bwd(py::handle dy_obj, py::handle y_obj) {
+    auto dy = f32(dy_obj, "softmax_backward", "dy"), y = f32(y_obj, "softmax_backward", "y");
+    min_ndim(y, 1, "softmax_backward", "y");
+    same_shape(dy, y, "softmax_backward", "dy", "y");
+    FloatArray dx(shape_of(y));
+    const Index n = y.shape(y.ndim() - 1), rows = n ? y.size() / n : 0;
+    py::gil_scoped_release release;
+    softmax_backward(dy.data(), y.data(), dx.mutable_data(), rows, n);
+    return dx;
+}
+
+// ---------------------------------------------------------------- layer norm
+static void check_param(const py::array& p, Index n, const py::array& x, const char* fn, const char* name) {
+    if (p.ndim() != 1 || p.shape(0) != n)
+        fail(std::string(fn) + ": " + name + " has shape " + shape_str(shape_of(p)) + ", expected (" +
+             std::to_string(n) + ",) for x of shape " + shape_str(shape_of(x)));
+}
+
+static py::tuple layer_norm_fwd(py::handle x_obj, py::handle w_obj, py::handle b_obj, double eps) {
+    const char* fn = "layer_norm_forward";
+    auto x = f32(x_obj, fn, "x"), w = f32(w_obj, fn, "weight"), b = f32(b_obj, fn, "bias");
+    min_ndim(x, 1, fn, "x");
+    const Index n = x.shape(x.ndim() - 1);
+    if (n == 0) fail(std::string(fn) + ": the normalised axis is empty, x is " + shape_str(shape_of(x)));
+    check_param(w, n, x, fn, "weight");
+    check_param(b, n, x, fn, "bias");
+    if (!(eps >= 0)) fail(std::string(fn) + ": eps must be >= 0, got " + std::to_string(eps));
+    const Shape row_shape(x.shape(), x.shape() + x.ndim() - 1);
+    FloatArray y(shape_of(x)), mean(row_shape), rstd(row_shape);
+    {
+        py::gil_scoped_release release;
+        layer_norm_forward(x.data(), w.data(), b.data(), float(eps), y.mutable_data(), mean.mutable_data(),
+                           rstd.mutable_data(), x.size() / n, n);
+    }
+    return py::make_tuple(y, mean, rstd);
+}
+
+static py::tuple layer_norm_bwd(py::handle dy_obj, py::handle x_obj, py::handle w_obj, py::handle mean_obj,
+                                py::handle rstd_obj) {
+    const char* fn = "layer_norm_backward";
+    auto dy = f32(dy_obj, fn, "dy"), x = f32(x_obj, fn, "x"), w = f32(w_obj, fn, "weight");
+    auto mean = f32(mean_obj, fn, "mean"), rstd = f32(rstd_obj, fn, "rstd");
+    min_ndim(x, 1, fn, "x");
+    same_shape(dy, x, fn, "dy", "x");
+    const Index n = x.shape(x.ndim() - 1);
+    if (n == 0) fail(std::string(fn) + ": the normalised axis is empty, x is " + shape_str(shape_of(x)));
+    check_param(w, n, x, fn, "weight");
+    const Shape row_shape(x.shape(), x.shape() + x.ndim() - 1);
+    for (auto* p : {&mean, &rstd})
+        if (shape_of(*p) != row_shape)
+            fail(std::string(fn) + ": " + (p == &mean ? "mean" : "rstd") + " has shape " + shape_str(shape_of(*p)) +
+                 ", expected " + shape_str(row_shape) + " for x of shape " + shape_str(shape_of(x)));
+    FloatArray dx(shape_of(x)), dw(Shape{n}), db(Shape{n});
+    {
+        py::gil_scoped_release release;
+        layer_norm_backward(dy.data(), x.data(), w.data(), mean.data(), rstd.data(), dx.mutable_data(),
+                            dw.mutable_data(), db.mutable_data(), x.size() / n, n);
+    }
+    return py::make_tuple(dx, dw, db);
+}
+
+// ---------------------------------------------------------------- GELU
+static GeluForm gelu_form(const std::string& approximate, const char* fn) {
+    if (approximate == "none") return GeluForm::Erf;
+    if (approximate == "tanh") return GeluForm::Tanh;
+    fail(std::string(fn) + ": approximate must be 'none' or 'tanh', got '" + approximate + "'");
+}
+
+static FloatArray gelu_fwd(py::handle x_obj, const std::string& approximate) {
+    const GeluForm form = gelu_form(approximate, "gelu_forward");
+    auto x = f32(x_obj, "gelu_forward", "x");
+    FloatArray y(shape_of(x));
+    py::gil_scoped_release release;
+    gelu_forward(x.data(), y.mutable_data(), x.size(), form);
+    return y;
+}
+
+static FloatArray gelu_bwd(py::handle dy_obj, py::handle x_obj, const std::string& approximate) {
+    const GeluForm form = gelu_form(approximate, "gelu_backward");
+    auto dy = f32(dy_obj, "gelu_backward", "dy"), x = f32(x_obj, "gelu_backward", "x");
+    same_shape(dy, x, "gelu_backward", "dy", "x");
+    FloatArray dx(shape_of(x));
+    py::gil_scoped_release release;
+    gelu_backward(dy.data(), x.data(), dx.mutable_data(), x.size(), form);
+    return dx;
+}
+
+// ---------------------------------------------------------------- attention
+static void check_4d(const py::array& a, const char* fn, const char* name) {
+    if (a.ndim() != 4) fail(std::string(fn) + ": " + name + " must be 4-D (B, H, L, D), got shape " + shape_str(shape_of(a)));
+}
+
+static AttnShape attention_shape(const py::array& q, const py::array& k, const py::array& v, bool causal,
+                                 py::object scale, const char* fn) {
+    check_4d(q, fn, "q");
+    check_4d(k, fn, "k");
+    check_4d(v, fn, "v");
+    if (k.shape(0) != q.shape(0) || k.shape(1) != q.shape(1) || k.shape(3) != q.shape(3))
+        fail(std::string(fn) + ": k must be (B, H, Lk, D) matching q's B, H, D: q is " + shape_str(shape_of(q)) +
+             ", k is " + shape_str(shape_of(k)));
+    if (v.shape(0) != k.shape(0) || v.shape(1) != k.shape(1) || v.shape(2) != k.shape(2))
+        fail(std::string(fn) + ": v must be (B, H, Lk, Dv) matching k: k is " + shape_str(shape_of(k)) + ", v is " +
+             shape_str(shape_of(v)));
+    if (q.shape(3) == 0) fail(std::string(fn) + ": head dimension D must be > 0, q is " + shape_str(shape_of(q)));
+    AttnShape s{q.shape(0), q.shape(1), q.shape(2), k.shape(2), q.shape(3), v.shape(3), causal, 0.f};
+    s.scale = scale.is_none() ? float(1.0 / std::sqrt(double(s.D))) : scale.cast<float>();
+    return s;
+}
+
+// The mask broadcast to (B,H,Lq,Lk) by strides; `keep_alive` holds the array while the kernel runs.
+static AttnMask attention_mask(py::object mask_obj, const AttnShape& s, const char* fn, py::array* keep_alive) {
+    AttnMask m;
+    if (mask_obj.is_none()) return m;
+    if (!py::isinstance<py::array>(mask_obj))
+        fail(std::string(fn) + ": mask must be a numpy.ndarray or None, got " + std::string(py::str(mask_obj.get_type())));
+    auto arr = py::reinterpret_borrow<py::array>(mask_obj);
+    const bool is_bool = arr.dtype().equal(py::dtype::of<bool>());
+    if (!is_bool && !arr.dtype().equal(py::dtype::of<float>()))
+        fail(std::string(fn) + ": mask must be bool (True = attend) or float32 (additive), got " +
+             std::string(py::str(arr.dtype())));
+    if (!(arr.flags() & py::array::c_style)) fail(std::string(fn) + ": mask must be C-contiguous");
+    const Shape target{s.B, s.H, s.Lq, s.Lk};
+    if (arr.ndim() > 4) fail(std::string(fn) + ": mask of shape " + shape_str(shape_of(arr)) +
+                             " is not broadcastable to " + shape_str(target));
+    Index strides[4] = {0, 0, 0, 0}, stride = 1;
+    for (int d = 3; d >= 0; --d) {
+        const int md = d - (4 - int(arr.ndim()));
+        const Index len = md >= 0 ? arr.shape(md) : 1;
+        if (len != 1 && len != target[d])
+            fail(std::string(fn) + ": mask of shape " + shape_str(shape_of(arr)) + " is not broadcastable to " +
+                 shape_str(target));
+        if (len != 1) strides[d] = stride;
+        stride *= len;
+    }
+    m.s_b = strides[0];
+    m.s_h = strides[1];
+    m.s_q = strides[2];
+    m.s_k = strides[3];
+    if (is_bool) m.keep = static_cast<const bool*>(arr.data());
+    else m.add = static_cast<const float*>(arr.data());
+    *keep_alive = arr;
+    return m;
+}
+
+static py::tuple attention_fwd(py::handle q_obj, py::handle k_obj, py::handle v_obj, py::object mask, bool causal,
+                               py::object scale) {
+    const char* fn = "attention_forward";
+    auto q = f32(q_obj, fn, "q"), k = f32(k_obj, fn, "k"), v = f32(v_obj, fn, "v");
+    const AttnShape s = attention_shape(q, k, v, causal, scale, fn);
+    py::array mask_arr;
+    const AttnMask m = attention_mask(mask, s, fn, &mask_arr);
+    FloatArray out(Shape{s.B, s.H, s.Lq, s.Dv}), lse(Shape{s.B, s.H, s.Lq});
+    {
+        py::gil_scoped_release release;
+        flash_attention_forward(s, q.data(), k.data(), v.data(), m, out.mutable_data(), lse.mutable_data());
+    }
+    return py::make_tuple(out, lse);
+}
+
+static py::tuple attention_bwd(py::handle dout_obj, py::handle q_obj, py::handle k_obj, py::handle v_obj,
+                               py::handle out_obj, py::handle lse_obj, py::object mask, bool causal, py::object scale) {
+    const char* fn = "attention_backward";
+    auto q = f32(q_obj, fn, "q"), k = f32(k_obj, fn, "k"), v = f32(v_obj, fn, "v");
+    auto dout = f32(dout_obj, fn, "dout"), out = f32(out_obj, fn, "out"), lse = f32(lse_obj, fn, "lse");
+    const AttnShape s = attention_shape(q, k, v, causal, scale, fn);
+    const Shape out_shape{s.B, s.H, s.Lq, s.Dv}, lse_shape{s.B, s.H, s.Lq};
+    if (shape_of(out) != out_shape)
+        fail(std::string(fn) + ": out has shape " + shape_str(shape_of(out)) + ", expected " + shape_str(out_shape));
+    same_shape(dout, out, fn, "dout", "out");
+    if (shape_of(lse) != lse_shape)
+        fail(std::string(fn) + ": lse has shape " + shape_str(shape_of(lse)) + ", expected " + shape_str(lse_shape));
+    py::array mask_arr;
+    const AttnMask m = attention_mask(mask, s, fn, &mask_arr);
+    FloatArray dq(shape_of(q)), dk(shape_of(k)), dv(shape_of(v));
+    {
+        py::gil_scoped_release release;
+        flash_attention_backward(s, dout.data(), q.data(), k.data(), v.data(), out.data(), lse.data(), m,
+                                 dq.mutable_data(), dk.mutable_data(), dv.mutable_data());
+    }
+    return py::make_tuple(dq, dk, dv);
+}
+
+// ---------------------------------------------------------------- runtime
+static py::dict info() {
+    py::dict d;
+    d["isa"] = isa_name(current_isa());
+    py::list available;
+    for (int i = 0; i <= int(best_isa()); ++i) available.append(isa_name(Isa(i)));
+    d["isa_available"] = available;
+    d["threads"] = num_threads();
+    d["compiler"] = std::string("gcc ") + __VERSION__;
+    py::list versions;
+    for (int i = 0; i < kMatmulVersions; ++i) versions.append(i);
+    d["matmul_versions"] = versions;
+    d["matmul_default_version"] = kDefaultMatmulVersion;
+    return d;
+}
+
+static void set_isa_py(const std::string& name) {
+    Isa isa;
+    if (!parse_isa(name, &isa)) fail("set_isa: unknown ISA '" + name + "', choose scalar, avx2 or avx512");
+    try {
+        set_isa(isa);
+    } catch (const std::invalid_argument& e) {
+        fail(e.what());
+    }
+}
+
 PYBIND11_MODULE(_C, m) {
-    m.doc() = "minitx C++ kernels";
-    m.def("softmax_forward", &softmax_forward, py::arg("x"));
+    m.doc() = "minitx C++ kernels (validated entry points; see minitx/kernels.py for the documented API)";
+    const int dv = kDefaultMatmulVersion;
+    m.def("matmul", [](py::handle a, py::handle b, int version) { return matmul_impl(a, b, version, Trans::NN, "matmul"); },
+          py::arg("a"), py::arg("b"), py::arg("version") = dv);
+    m.def("matmul_tn", [](py::handle a, py::handle b, int version) { return matmul_impl(a, b, version, Trans::TN, "matmul_tn"); },
+          py::arg("a"), py::arg("b"), py::arg("version") = dv);
+    m.def("matmul_nt", [](py::handle a, py::handle b, int version) { return matmul_impl(a, b, version, Trans::NT, "matmul_nt"); },
+          py::arg("a"), py::arg("b"), py::arg("version") = dv);
+    m.def("softmax_forward", &softmax_fwd, py::arg("x"));
+    m.def("softmax_backward", &softmax_bwd, py::arg("dy"), py::arg("y"));
+    m.def("layer_norm_forward", &layer_norm_fwd, py::arg("x"), py::arg("weight"), py::arg("bias"), py::arg("eps") = 1e-5);
+    m.def("layer_norm_backward", &layer_norm_bwd, py::arg("dy"), py::arg("x"), py::arg("weight"), py::arg("mean"),
+          py::arg("rstd"));
+    m.def("gelu_forward", &gelu_fwd, py::arg("x"), py::arg("approximate") = "none");
+    m.def("gelu_backward", &gelu_bwd, py::arg("dy"), py::arg("x"), py::arg("approximate") = "none");
+    m.def("attention_forward", &attention_fwd, py::arg("q"), py::arg("k"), py::arg("v"), py::arg("mask") = py::none(),
+          py::arg("causal") = false, py::arg("scale") = py::none());
+    m.def("attention_backward", &attention_bwd, py::arg("dout"), py::arg("q"), py::arg("k"), py::arg("v"),
+          py::arg("out"), py::arg("lse"), py::arg("mask") = py::none(), py::arg("causal") = false,
+          py::arg("scale") = py::none());
+    m.def("info", &info);
+    m.def("set_isa", &set_isa_py, py::arg("name"));
+    m.def("set_num_threads", [](int n) {
+        if (n < 1) fail("set_num_threads: n must be >= 1, got " + std::to_string(n));
+        set_num_threads(n);
+    }, py::arg("n"));
+    m.def("get_num_threads", &num_threads);
 }

@@ -1,12 +1,102 @@
-"""Adapter from the autograd ops to the C++ kernels (``minitx._C``).
+"""Adapter from the autograd ops to the C++ kernels (``minitx.kernels``), with the signatures of
+``numpy_ref.py``.
 
 The kernels take C-contiguous float32 arrays and validate strictly; the ops may hand over views
-(transposes, slices), so this layer makes them contiguous first.
+(transposes, slices), so this layer makes them contiguous first — except for a transposed matrix,
+which goes to the ``matmul_tn`` / ``matmul_nt`` kernels as it is (they read it through strides).
+For attention it broadcasts k/v to q's (B, H) and sums their gradients back, and casts additive masks
+to float32 (boolean masks pass as they are; the kernel broadcasts masks by strides, never copying).
 """
 import numpy as np
 
-from minitx import _C
+from minitx import kernels
+from minitx.backends import numpy_ref
+
+
+def _operand(x: np.ndarray):
+    """(array, transposed): a C-contiguous array, or the C-contiguous array whose last-two-axes swap x is."""
+    if x.flags.c_contiguous:
+        return x, False
+    xt = np.swapaxes(x, -1, -2)
+    if xt.flags.c_contiguous:
+        return xt, True
+    return np.ascontiguousarray(x), False
+
+
+def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    a, a_t = _operand(a)
+    b, b_t = _operand(b)
+    if a_t and b_t:  # Aᵀ Bᵀ: make B plain
+        b, b_t = np.ascontiguousarray(np.swapaxes(b, -1, -2)), False
+    if a_t:
+        return kernels.matmul_tn(a, b)
+    if b_t:
+        return kernels.matmul_nt(a, b)
+    return kernels.matmul(a, b)
+
+
+def matmul_tn(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return kernels.matmul_tn(np.ascontiguousarray(a), np.ascontiguousarray(b))
+
+
+def matmul_nt(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return kernels.matmul_nt(np.ascontiguousarray(a), np.ascontiguousarray(b))
 
 
 def softmax_forward(x: np.ndarray) -> np.ndarray:
-    return _C.softmax_forward(np.ascontiguousarray(x))
+    return kernels.softmax_forward(np.ascontiguousarray(x))
+
+
+def softmax_backward(dy: np.ndarray, y: np.ndarray) -> np.ndarray:
+    return kernels.softmax_backward(np.ascontiguousarray(dy), np.ascontiguousarray(y))
+
+
+def layer_norm_forward(x, weight, bias, eps=1e-5):
+    n = x.shape[-1]
+    weight = np.ones(n, np.float32) if weight is None else np.ascontiguousarray(weight, np.float32)
+    bias = np.zeros(n, np.float32) if bias is None else np.ascontiguousarray(bias, np.float32)
+    return kernels.layer_norm_forward(np.ascontiguousarray(x), weight, bias, float(eps))
+
+
+def layer_norm_backward(dy, x, weight, mean, rstd):
+    affine = weight is not None
+    weight = np.ascontiguousarray(weight, np.float32) if affine else np.ones(x.shape[-1], np.float32)
+    dx, dw, db = kernels.layer_norm_backward(np.ascontiguousarray(dy), np.ascontiguousarray(x), weight,
+                                             np.ascontiguousarray(mean), np.ascontiguousarray(rstd))
+    return (dx, dw, db) if affine else (dx, None, None)
+
+
+def gelu_forward(x: np.ndarray, approximate: str = "none") -> np.ndarray:
+    return kernels.gelu_forward(np.ascontiguousarray(x), approximate)
+
+
+def gelu_backward(dy: np.ndarray, x: np.ndarray, approximate: str = "none") -> np.ndarray:
+    return kernels.gelu_backward(np.ascontiguousarray(dy), np.ascontiguousarray(x), approximate)
+
+
+def _attention_inputs(q, k, v, mask):
+    """q, k, v as contiguous (B, H, L, D) float32 with k/v broadcast to q's (B, H); the mask as bool or float32."""
+    lead = q.shape[:-2]
+    k = np.ascontiguousarray(np.broadcast_to(k, lead + k.shape[-2:]))
+    v = np.ascontiguousarray(np.broadcast_to(v, lead + v.shape[-2:]))
+    if mask is not None:
+        mask = np.asarray(mask)
+        mask = np.ascontiguousarray(mask if mask.dtype == np.bool_ else mask.astype(np.float32))
+    return np.ascontiguousarray(q), k, v, mask
+
+
+def attention_forward(q, k, v, mask=None, causal=False, scale=None):
+    if q.ndim != 4:
+        return numpy_ref.attention_forward(q, k, v, mask, causal, scale)
+    q, k, v, mask = _attention_inputs(q, k, v, mask)
+    return kernels.attention_forward(q, k, v, mask, bool(causal), scale)
+
+
+def attention_backward(dout, q, k, v, out, lse, mask=None, causal=False, scale=None):
+    if q.ndim != 4:
+        return numpy_ref.attention_backward(dout, q, k, v, out, lse, mask, causal, scale)
+    k_shape, v_shape = k.shape, v.shape
+    q, k, v, mask = _attention_inputs(q, k, v, mask)
+    dq, dk, dv = kernels.attention_backward(np.ascontiguousarray(dout), q, k, v, np.ascontiguousarray(out),
+                                            np.ascontiguousarray(lse), mask, bool(causal), scale)
+    return dq, numpy_ref._sum_to(dk, k_shape), numpy_ref._sum_to(dv, v_shape)

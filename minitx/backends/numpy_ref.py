@@ -19,6 +19,16 @@ def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.matmul(a, b)
 
 
+def matmul_tn(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """C = Aᵀ B with A (..., K, M), B (..., K, N): the product behind dB = Aᵀ dC."""
+    return np.matmul(np.swapaxes(a, -1, -2), b)
+
+
+def matmul_nt(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """C = A Bᵀ with A (..., M, K), B (..., N, K): the product behind dA = dC Bᵀ."""
+    return np.matmul(a, np.swapaxes(b, -1, -2))
+
+
 # ---------------------------------------------------------------- softmax
 def softmax_forward(x: np.ndarray) -> np.ndarray:
     """y_i = exp(x_i - max x) / sum_j exp(x_j - max x) over the last axis (the max keeps exp finite)."""

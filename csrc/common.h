@@ -1,0 +1,31 @@
+// Shared pieces of the minitx kernels: index type, run-time ISA choice, the thread pool.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace minitx {
+
+using Index = std::int64_t;
+
+// Instruction sets the kernels can use, chosen once at import from cpuid (`__builtin_cpu_supports`)
+// and lowered with MINITX_ISA=scalar|avx2|avx512 or set_isa() (tests run every path the CPU has).
+enum class Isa { Scalar = 0, Avx2 = 1, Avx512 = 2 };
+Isa current_isa();
+Isa best_isa();                       // the best the CPU supports
+void set_isa(Isa isa);                // throws std::invalid_argument if the CPU lacks it
+const char* isa_name(Isa isa);
+bool parse_isa(const std::string& name, Isa* out);
+
+// Threads: default 2 (this project's CI machines have 2 cores), or MINITX_NUM_THREADS.
+int num_threads();
+void set_num_threads(int n);
+
+// Run fn(task) for task in [0, n_tasks) on up to num_threads() threads: the caller plus freshly
+// spawned std::threads that take tasks from a shared counter. Spawning costs ~20 µs, so callers only
+// go parallel when the work is large. (No resident pool: nothing spins between calls, so we never
+// steal cycles from OpenBLAS's own pool.)
+void parallel_for(Index n_tasks, const std::function<void(Index)>& fn, int max_threads = 0);
+
+}  // namespace minitx

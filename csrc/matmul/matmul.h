@@ -1,0 +1,32 @@
+// The matmul ladder: C (M×N, row-major, ldc = N) = A (M×K) · B (K×N).
+// Operands are read through (row stride, column stride), so Aᵀ·B and A·Bᵀ are the same kernels with
+// swapped strides: no transpose is ever materialised.
+// Reference: minitx/backends/numpy_ref.py::matmul
+#pragma once
+#include "common.h"
+
+namespace minitx {
+
+struct MatRef {          // element (i, j) is p[i * rs + j * cs]
+    const float* p;
+    Index rs, cs;
+    float at(Index i, Index j) const { return p[i * rs + j * cs]; }
+};
+
+using GemmFn = void (*)(Index M, Index N, Index K, MatRef A, MatRef B, float* C);
+
+void gemm_v0_naive(Index M, Index N, Index K, MatRef A, MatRef B, float* C);
+void gemm_v1_loop_order(Index M, Index N, Index K, MatRef A, MatRef B, float* C);
+void gemm_v2_blocked(Index M, Index N, Index K, MatRef A, MatRef B, float* C);
+void gemm_v3_packed(Index M, Index N, Index K, MatRef A, MatRef B, float* C);
+void gemm_v4_threads(Index M, Index N, Index K, MatRef A, MatRef B, float* C);
+
+constexpr int kMatmulVersions = 5;
+constexpr int kDefaultMatmulVersion = 4;
+
+// A batch of products C[b] = A[b]·B[b]; a_off/b_off give each product's element offset (broadcast
+// batch axes repeat an offset). v4 spreads whole products over threads when there are enough.
+void gemm_batched(int version, Index batch, Index M, Index N, Index K, const float* A, const Index* a_off, Index rsa,
+                  Index csa, const float* B, const Index* b_off, Index rsb, Index csb, float* C);
+
+}  // namespace minitx

@@ -1,0 +1,83 @@
+"""``minitx.kernels``: the C++ kernels (``minitx._C``, pybind11), one function per kernel.
+
+Every function takes float32, C-contiguous ndarrays and checks them strictly: a wrong dtype, layout,
+rank or shape raises ``ValueError`` naming the function and the shapes (no silent copies). Outputs are
+new arrays. Each has a twin with the same signature in ``minitx.reference`` (NumPy).
+
+Matmul (the ladder in csrc/matmul/, v0 naive … v4 threaded; the default is the fastest, v4):
+    matmul(a, b, version=4)       (..., M, K) @ (..., K, N), batch axes broadcast
+    matmul_tn(a, b, version=4)    Aᵀ B, a (..., K, M)   — no transpose is materialised
+    matmul_nt(a, b, version=4)    A Bᵀ, b (..., N, K)
+    matmul_cffi(a, b)             2-D matmul through the plain C ABI entry (cffi), for overhead comparisons
+Fused row kernels (csrc/fused/):
+    softmax_forward(x), softmax_backward(dy, y)
+    layer_norm_forward(x, weight, bias, eps=1e-5) -> (y, mean, rstd); layer_norm_backward(dy, x, weight, mean, rstd)
+        -> (dx, dweight, dbias)
+    gelu_forward(x, approximate="none"|"tanh"), gelu_backward(dy, x, approximate)
+Flash attention (csrc/attention/): q (B,H,Lq,D), k (B,H,Lk,D), v (B,H,Lk,Dv)
+    attention_forward(q, k, v, mask=None, causal=False, scale=None) -> (out, lse)
+    attention_backward(dout, q, k, v, out, lse, mask=None, causal=False, scale=None) -> (dq, dk, dv)
+    mask: bool (True = attend) or float32 additive, broadcastable to (B,H,Lq,Lk) (padding: (B,1,1,Lk)).
+    Attention-probability dropout is not fused: F.scaled_dot_product_attention takes the unfused path for it.
+Runtime:
+    info() -> {"isa", "isa_available", "threads", "compiler", "matmul_versions", "matmul_default_version"}
+    set_isa("scalar"|"avx2"|"avx512") (only ISAs the CPU has), set_num_threads(n), get_num_threads()
+    The ISA is chosen at import from cpuid; MINITX_ISA lowers it, MINITX_NUM_THREADS sets the threads (default 2).
+"""
+import numpy as np
+
+from minitx._C import (  # noqa: F401
+    attention_backward,
+    attention_forward,
+    gelu_backward,
+    gelu_forward,
+    get_num_threads,
+    info,
+    layer_norm_backward,
+    layer_norm_forward,
+    matmul,
+    matmul_nt,
+    matmul_tn,
+    set_isa,
+    set_num_threads,
+    softmax_backward,
+    softmax_forward,
+)
+
+_cffi = None
+
+
+def _cffi_lib():
+    """(ffi, lib) for the C ABI entry point ``minitx_matmul_f32`` exported by the same shared object."""
+    global _cffi
+    if _cffi is None:
+        import cffi
+
+        from minitx import _C
+
+        ffi = cffi.FFI()
+        ffi.cdef("int minitx_matmul_f32(const float *a, const float *b, float *c, int64_t m, int64_t k, int64_t n);")
+        _cffi = (ffi, ffi.dlopen(_C.__file__))
+    return _cffi
+
+
+def matmul_cffi(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """C = A B for 2-D float32 C-contiguous a (M, K), b (K, N) through cffi (the default rung)."""
+    ffi, lib = _cffi_lib()
+    for name, x in (("a", a), ("b", b)):
+        if not isinstance(x, np.ndarray) or x.dtype != np.float32 or x.ndim != 2 or not x.flags.c_contiguous:
+            raise ValueError(f"matmul_cffi: {name} must be a 2-D C-contiguous float32 ndarray, got "
+                             f"{getattr(x, 'dtype', type(x))} {getattr(x, 'shape', '')}")
+    if a.shape[1] != b.shape[0]:
+        raise ValueError(f"matmul_cffi: inner dimensions differ: a is {a.shape}, b is {b.shape}")
+    c = np.empty((a.shape[0], b.shape[1]), np.float32)
+    lib.minitx_matmul_f32(ffi.from_buffer("float[]", a), ffi.from_buffer("float[]", b), ffi.from_buffer("float[]", c),
+                          a.shape[0], a.shape[1], b.shape[1])
+    return c
+
+
+__all__ = [
+    "matmul", "matmul_tn", "matmul_nt", "matmul_cffi", "softmax_forward", "softmax_backward", "layer_norm_forward",
+    "layer_norm_backward", "gelu_forward", "gelu_backward", "attention_forward", "attention_backward", "info",
+    "set_isa", "set_num_threads", "get_num_threads",
+]

@@ -1,0 +1,312 @@
+"""BERT (Devlin et al., 2019): a post-LN Transformer encoder over word + position + segment embeddings.
+
+    h_0 = LayerNorm(E_word[ids] + E_pos[0..L) + E_type[token_type_ids])        (§3, Figure 2)
+    h_l = TransformerEncoderLayer_l(h_{l-1})   post-LN, GELU (erf form), l = 1..N
+    pooler_output = tanh(W h_N[CLS] + b)                                        (the [CLS] summary)
+
+Pre-training (§3.1) adds two heads: masked-LM (a dense+GELU+LayerNorm transform, then logits against the
+*tied* word-embedding matrix) and next-sentence prediction (2-way, on the pooler output).
+Parameter names follow HF where a student will cross-check (``embeddings.word_embeddings``, ``pooler.dense``,
+``cls.predictions``); the encoder reuses ``minitx.nn.TransformerEncoderLayer`` (see hf_io.py for the renames).
+"""
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+
+from minitx import nn
+from minitx.models.hf_io import PretrainedConfig, PreTrainedModel
+from minitx.models.outputs import (
+    BaseModelOutput,
+    BertForPreTrainingOutput,
+    MaskedLMOutput,
+    SequenceClassifierOutput,
+    TokenClassifierOutput,
+)
+from minitx.nn import functional as F
+from minitx.tensor import Tensor
+
+
+@dataclass
+class BertConfig(PretrainedConfig):
+    vocab_size: int = 30522
+    hidden_size: int = 768
+    num_hidden_layers: int = 12
+    num_attention_heads: int = 12
+    intermediate_size: int = 3072
+    hidden_act: str = "gelu"
+    hidden_dropout_prob: float = 0.1
+    attention_probs_dropout_prob: float = 0.1
+    max_position_embeddings: int = 512
+    type_vocab_size: int = 2
+    layer_norm_eps: float = 1e-12
+    initializer_range: float = 0.02
+    pad_token_id: int = 0
+    num_labels: int = 2
+    problem_type: Optional[str] = None       # "regression" | "single_label_classification" | "multi_label_classification"
+    classifier_dropout: Optional[float] = None
+    position_embedding_type: str = "absolute"
+
+    def __post_init__(self):
+        if self.position_embedding_type != "absolute":
+            raise NotImplementedError(f"BertConfig: position_embedding_type {self.position_embedding_type!r}; "
+                                      "minitx implements only 'absolute' (learned) position embeddings")
+
+    def to_hf_dict(self) -> dict:
+        d = self.to_dict()
+        d["model_type"] = "bert"
+        d["id2label"] = {str(i): f"LABEL_{i}" for i in range(self.num_labels)}
+        d["label2id"] = {f"LABEL_{i}": i for i in range(self.num_labels)}
+        del d["num_labels"]
+        if d["problem_type"] is None:
+            del d["problem_type"]
+        return d
+
+
+def as_ids(x) -> Optional[np.ndarray]:
+    """Token ids as an int64 array (from a NumPy array, a list or a Tensor)."""
+    if x is None:
+        return None
+    array = x.data if isinstance(x, Tensor) else np.asarray(x)
+    if array.dtype.kind not in "iub":
+        raise TypeError(f"expected integer ids, got dtype {array.dtype}")
+    return array.astype(np.int64, copy=False)
+
+
+class BertEmbeddings(nn.Module):
+    def __init__(self, config: BertConfig):
+        super().__init__()
+        self.word_embeddings = nn.Embedding(config.vocab_size, config.hidden_size, padding_idx=config.pad_token_id)
+        self.position_embeddings = nn.Embedding(config.max_position_embeddings, config.hidden_size)
+        self.token_type_embeddings = nn.Embedding(config.type_vocab_size, config.hidden_size)
+        self.LayerNorm = nn.LayerNorm(config.hidden_size, config.layer_norm_eps)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+
+    def forward(self, input_ids, token_type_ids=None, position_ids=None):  # (B, L) -> (B, L, H)
+        b, length = input_ids.shape
+        if length > self.position_embeddings.num_embeddings:
+            raise ValueError(f"BERT: sequence length {length} exceeds max_position_embeddings "
+                             f"{self.position_embeddings.num_embeddings}")
+        position_ids = np.arange(length)[None, :] if position_ids is None else position_ids
+        token_type_ids = np.zeros((b, length), dtype=np.int64) if token_type_ids is None else token_type_ids
+        x = (self.word_embeddings(input_ids) + self.position_embeddings(position_ids)
+             + self.token_type_embeddings(token_type_ids))
+        return self.dropout(self.LayerNorm(x))
+
+
+class BertEncoder(nn.Module):
+    def __init__(self, config: BertConfig):
+        super().__init__()
+        self.layers = nn.ModuleList(
+            nn.TransformerEncoderLayer(config.hidden_size, config.num_attention_heads, config.intermediate_size,
+                                       dropout=config.hidden_dropout_prob, activation=config.hidden_act,
+                                       layer_norm_eps=config.layer_norm_eps, norm_first=False,
+                                       attention_dropout=config.attention_probs_dropout_prob, ffn_dropout=0.0)
+            for _ in range(config.num_hidden_layers))
+
+    def forward(self, x, padding_mask=None, output_hidden_states=False, output_attentions=False):
+        hidden_states, attentions = [x], []
+        for layer in self.layers:
+            out = layer(x, padding_mask=padding_mask, need_weights=output_attentions)
+            x = out.hidden_state
+            hidden_states.append(x)
+            attentions.append(out.attention)
+        return x, (tuple(hidden_states) if output_hidden_states else None), \
+            (tuple(attentions) if output_attentions else None)
+
+
+class BertPooler(nn.Module):
+    """pooler_output = tanh(W h[CLS] + b): the sentence-level vector the NSP and classification heads read."""
+
+    def __init__(self, config: BertConfig):
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+
+    def forward(self, hidden):  # (B, L, H) -> (B, H)
+        return self.dense(hidden[:, 0]).tanh()
+
+
+class BertModel(PreTrainedModel):
+    config_class = BertConfig
+    family = "bert"
+    hf_base_prefix = "bert"
+
+    def __init__(self, config: BertConfig, add_pooling_layer: bool = True):
+        super().__init__()
+        self.config = config
+        self.embeddings = BertEmbeddings(config)
+        self.encoder = BertEncoder(config)
+        self.pooler = BertPooler(config) if add_pooling_layer else None
+        self.init_weights(config.initializer_range)
+
+    def forward(self, input_ids, attention_mask=None, token_type_ids=None, position_ids=None,
+                output_hidden_states: bool = False, output_attentions: bool = False) -> BaseModelOutput:
+        """input_ids (B, L); attention_mask (B, L): 1 = token, 0 = padding; token_type_ids (B, L): segment A/B."""
+        input_ids = as_ids(input_ids)
+        x = self.embeddings(input_ids, as_ids(token_type_ids), as_ids(position_ids))
+        x, hidden_states, attentions = self.encoder(x, as_ids(attention_mask), output_hidden_states, output_attentions)
+        pooled = self.pooler(x) if self.pooler is not None else None
+        return BaseModelOutput(last_hidden_state=x, pooler_output=pooled, hidden_states=hidden_states,
+                               attentions=attentions)
+
+
+class BertPredictionHeadTransform(nn.Module):
+    def __init__(self, config: BertConfig):
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+        self.activation = nn.get_activation(config.hidden_act)
+        self.LayerNorm = nn.LayerNorm(config.hidden_size, config.layer_norm_eps)
+
+    def forward(self, x):
+        return self.LayerNorm(self.activation(self.dense(x)))
+
+
+class BertLMPredictionHead(nn.Module):
+    """MLM logits = transform(h) Eᵀ + b, where E is the (tied) word-embedding matrix (V, H)."""
+
+    def __init__(self, config: BertConfig, word_embeddings: nn.Embedding):
+        super().__init__()
+        self.transform = BertPredictionHeadTransform(config)
+        self.decoder = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
+        self.decoder.weight = word_embeddings.weight  # tied: one matrix reads and writes words
+        self.bias = nn.Parameter(np.zeros(config.vocab_size, dtype=np.float32))
+
+    def forward(self, x):  # (B, L, H) -> (B, L, V)
+        return self.decoder(self.transform(x)) + self.bias
+
+
+class BertPreTrainingHeads(nn.Module):
+    def __init__(self, config: BertConfig, word_embeddings: nn.Embedding):
+        super().__init__()
+        self.predictions = BertLMPredictionHead(config, word_embeddings)
+        self.seq_relationship = nn.Linear(config.hidden_size, 2)
+
+
+class BertOnlyMLMHead(nn.Module):
+    def __init__(self, config: BertConfig, word_embeddings: nn.Embedding):
+        super().__init__()
+        self.predictions = BertLMPredictionHead(config, word_embeddings)
+
+
+def masked_lm_loss(logits: Tensor, labels) -> Tensor:
+    """Cross-entropy over the masked positions only: labels are -100 everywhere else."""
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), as_ids(labels).reshape(-1), ignore_index=-100)
+
+
+class _BertHeadModel(PreTrainedModel):
+    config_class = BertConfig
+    family = "bert"
+    base_model_prefix = hf_base_prefix = "bert"
+
+
+class BertForPreTraining(_BertHeadModel):
+    """BERT + MLM and NSP heads. loss = MLM cross-entropy (labels -100 ignored) + NSP cross-entropy."""
+
+    tied_keys = ("cls.predictions.decoder.weight",)
+
+    def __init__(self, config: BertConfig):
+        super().__init__()
+        self.config = config
+        self.bert = BertModel(config)
+        self.cls = BertPreTrainingHeads(config, self.bert.embeddings.word_embeddings)
+        self.init_weights(config.initializer_range)
+
+    def forward(self, input_ids, attention_mask=None, token_type_ids=None, position_ids=None, labels=None,
+                next_sentence_label=None, output_hidden_states=False, output_attentions=False):
+        out = self.bert(input_ids, attention_mask, token_type_ids, position_ids, output_hidden_states,
+                        output_attentions)
+        prediction_logits = self.cls.predictions(out.last_hidden_state)
+        seq_relationship_logits = self.cls.seq_relationship(out.pooler_output)
+        loss = None
+        if labels is not None:
+            loss = masked_lm_loss(prediction_logits, labels)
+        if next_sentence_label is not None:
+            nsp = F.cross_entropy(seq_relationship_logits, as_ids(next_sentence_label).reshape(-1))
+            loss = nsp if loss is None else loss + nsp
+        return BertForPreTrainingOutput(loss, prediction_logits, seq_relationship_logits, out.hidden_states,
+                                        out.attentions)
+
+
+class BertForMaskedLM(_BertHeadModel):
+    tied_keys = ("cls.predictions.decoder.weight",)
+
+    def __init__(self, config: BertConfig):
+        super().__init__()
+        self.config = config
+        self.bert = BertModel(config, add_pooling_layer=False)
+        self.cls = BertOnlyMLMHead(config, self.bert.embeddings.word_embeddings)
+        self.init_weights(config.initializer_range)
+
+    def forward(self, input_ids, attention_mask=None, token_type_ids=None, position_ids=None, labels=None,
+                output_hidden_states=False, output_attentions=False) -> MaskedLMOutput:
+        out = self.bert(input_ids, attention_mask, token_type_ids, position_ids, output_hidden_states,
+                        output_attentions)
+        logits = self.cls.predictions(out.last_hidden_state)
+        loss = masked_lm_loss(logits, labels) if labels is not None else None
+        return MaskedLMOutput(loss, logits, out.hidden_states, out.attentions)
+
+
+def binary_cross_entropy_with_logits(logits: Tensor, targets: Tensor) -> Tensor:
+    """mean(max(x, 0) - x·y + log(1 + exp(-|x|))): the stable form of BCE(sigmoid(x), y)."""
+    return (logits.relu() - logits * targets + ((-logits.abs()).exp() + 1.0).log()).mean()
+
+
+class BertForSequenceClassification(_BertHeadModel):
+    """Classification (or regression when num_labels == 1) on the pooler output, like HF:
+    num_labels == 1 -> MSE; integer labels -> cross-entropy; float multi-hot labels -> BCE with logits."""
+
+    def __init__(self, config: BertConfig):
+        super().__init__()
+        self.config = config
+        self.bert = BertModel(config)
+        p = config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
+        self.dropout = nn.Dropout(p)
+        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+        self.init_weights(config.initializer_range)
+
+    def problem_type(self, labels: np.ndarray) -> str:
+        if self.config.problem_type is not None:
+            return self.config.problem_type
+        if self.config.num_labels == 1:
+            return "regression"
+        return "single_label_classification" if labels.dtype.kind in "iu" else "multi_label_classification"
+
+    def forward(self, input_ids, attention_mask=None, token_type_ids=None, position_ids=None, labels=None,
+                output_hidden_states=False, output_attentions=False) -> SequenceClassifierOutput:
+        out = self.bert(input_ids, attention_mask, token_type_ids, position_ids, output_hidden_states,
+                        output_attentions)
+        logits = self.classifier(self.dropout(out.pooler_output))  # (B, num_labels)
+        loss = None
+        if labels is not None:
+            labels = labels.data if isinstance(labels, Tensor) else np.asarray(labels)
+            kind = self.problem_type(labels)
+            if kind == "regression":
+                target = labels.astype(logits.dtype)
+                loss = (F.mse_loss(logits.reshape(-1), target.reshape(-1)) if self.config.num_labels == 1
+                        else F.mse_loss(logits, target))
+            elif kind == "single_label_classification":
+                loss = F.cross_entropy(logits, labels.astype(np.int64).reshape(-1))
+            else:
+                loss = binary_cross_entropy_with_logits(logits, Tensor(labels.astype(logits.dtype)))
+        return SequenceClassifierOutput(loss, logits, out.hidden_states, out.attentions)
+
+
+class BertForTokenClassification(_BertHeadModel):
+    """A label per token (NER, POS): logits (B, L, num_labels); loss = cross-entropy, -100 ignored."""
+
+    def __init__(self, config: BertConfig):
+        super().__init__()
+        self.config = config
+        self.bert = BertModel(config, add_pooling_layer=False)
+        p = config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
+        self.dropout = nn.Dropout(p)
+        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+        self.init_weights(config.initializer_range)
+
+    def forward(self, input_ids, attention_mask=None, token_type_ids=None, position_ids=None, labels=None,
+                output_hidden_states=False, output_attentions=False) -> TokenClassifierOutput:
+        out = self.bert(input_ids, attention_mask, token_type_ids, position_ids, output_hidden_states,
+                        output_attentions)
+        logits = self.classifier(self.dropout(out.last_hidden_state))
+        loss = masked_lm_loss(logits, labels) if labels is not None else None
+        return TokenClassifierOutput(loss, logits, out.hidden_states, out.attentions)

@@ -1,0 +1,175 @@
+"""The C++ kernels (minitx.kernels) against the NumPy reference (minitx.reference) and float64.
+
+Every matmul rung, on every instruction set this CPU has (scalar, AVX2, AVX-512 where present —
+skipped otherwise), on odd sizes, batched/broadcast and transposed operands; the fused softmax,
+layer norm and GELU forward and backward; and the whole path through the autograd ops under the
+"cpp" backend. Tolerances: matmul |err| <= 1e-5·sqrt(K)·scale, elementwise rtol 1e-5 / atol 1e-6.
+"""
+import numpy as np
+import pytest
+
+import minitx
+from minitx import reference
+
+pytestmark = pytest.mark.kernels
+
+if not minitx.cpp_available():
+    pytest.skip("the C++ extension minitx._C is not built", allow_module_level=True)
+
+from minitx import kernels  # noqa: E402
+
+ISAS = kernels.info()["isa_available"]
+ALL_ISAS = ["scalar", "avx2", "avx512"]
+SIZES = [(1, 1, 1), (7, 7, 7), (63, 65, 1), (65, 63, 127), (127, 1, 65), (33, 300, 70)]
+
+
+@pytest.fixture(params=ALL_ISAS)
+def isa(request):
+    if request.param not in ISAS:
+        pytest.skip(f"this CPU has no {request.param} (available: {ISAS})")
+    before = kernels.info()["isa"]
+    kernels.set_isa(request.param)
+    yield request.param
+    kernels.set_isa(before)
+
+
+def rand(rng, *shape):
+    return rng.standard_normal(shape, dtype=np.float32)
+
+
+def assert_matmul_close(c, a64, b64, k):
+    """|C - A·B (float64)| <= 1e-5 · sqrt(K) · max|A||B| row scale."""
+    expected = np.matmul(a64, b64)
+    tol = 1e-5 * np.sqrt(max(k, 1)) * (np.abs(a64).max(initial=1) * np.abs(b64).max(initial=1)) * 4
+    assert c.dtype == np.float32 and c.shape == expected.shape
+    np.testing.assert_allclose(c, expected, atol=tol, rtol=0)
+
+
+@pytest.mark.parametrize("version", range(5))
+@pytest.mark.parametrize("m,k,n", SIZES)
+def test_matmul_rungs_match_float64(isa, version, m, k, n, rng):
+    a, b = rand(rng, m, k), rand(rng, k, n)
+    c = kernels.matmul(a, b, version=version)
+    assert_matmul_close(c, a.astype(np.float64), b.astype(np.float64), k)
+    np.testing.assert_allclose(c, reference.matmul(a, b), atol=1e-5 * np.sqrt(k) * 16, rtol=1e-5)
+
+
+@pytest.mark.parametrize("version", [0, 3, 4])
+def test_matmul_transposed_variants(isa, version, rng):
+    a, b = rand(rng, 65, 37), rand(rng, 37, 129)
+    at, bt = np.ascontiguousarray(a.T), np.ascontiguousarray(b.T)
+    expected = a.astype(np.float64) @ b
+    np.testing.assert_allclose(kernels.matmul_tn(at, b, version=version), expected, atol=1e-4)
+    np.testing.assert_allclose(kernels.matmul_nt(a, bt, version=version), expected, atol=1e-4)
+    np.testing.assert_allclose(reference.matmul_tn(at, b), expected, atol=1e-4)
+    np.testing.assert_allclose(reference.matmul_nt(a, bt), expected, atol=1e-4)
+
+
+def test_matmul_large_threaded_matches_reference(rng):
+    a, b = rand(rng, 300, 513), rand(rng, 513, 2100)  # > one NC panel, uneven thread split
+    assert_matmul_close(kernels.matmul(a, b), a.astype(np.float64), b.astype(np.float64), 513)
+
+
+@pytest.mark.parametrize("shape_a,shape_b", [((4, 7, 5), (4, 5, 3)), ((2, 1, 7, 5), (3, 5, 6)), ((7, 5), (2, 3, 5, 4)),
+                                             ((3, 0, 5), (3, 5, 2)), ((2, 4, 0), (1, 0, 3))])
+@pytest.mark.parametrize("version", [1, 4])
+def test_matmul_batched_broadcast(shape_a, shape_b, version, rng):
+    a, b = rand(rng, *shape_a), rand(rng, *shape_b)
+    c = kernels.matmul(a, b, version=version)
+    np.testing.assert_allclose(c, np.matmul(a.astype(np.float64), b), atol=1e-5)
+    assert c.shape == np.matmul(a, b).shape
+
+
+def test_matmul_many_small_batches_use_threads(rng):
+    a, b = rand(rng, 64, 40, 48), rand(rng, 64, 48, 36)  # batch >= threads: whole products per thread
+    np.testing.assert_allclose(kernels.matmul(a, b), np.matmul(a.astype(np.float64), b), atol=1e-4)
+
+
+def test_matmul_cffi_matches_pybind(rng):
+    a, b = rand(rng, 17, 9), rand(rng, 9, 33)
+    np.testing.assert_array_equal(kernels.matmul_cffi(a, b), kernels.matmul(a, b))
+    with pytest.raises(ValueError, match=r"a is \(17, 9\), b is \(17, 9\)"):
+        kernels.matmul_cffi(a, a)
+
+
+def test_matmul_error_names_both_shapes():
+    with pytest.raises(ValueError, match=r"matmul: inner dimensions differ: a is \(4, 3\), b is \(5, 2\)"):
+        kernels.matmul(np.zeros((4, 3), np.float32), np.zeros((5, 2), np.float32))
+    with pytest.raises(ValueError, match="float32"):
+        kernels.matmul(np.zeros((4, 3)), np.zeros((3, 2), np.float32))
+    with pytest.raises(ValueError, match="C-contiguous"):
+        kernels.matmul(np.zeros((3, 4), np.float32).T, np.zeros((3, 2), np.float32))
+
+
+# ---------------------------------------------------------------- fused row kernels
+ROW_SHAPES = [(1,), (7,), (3, 63), (2, 5, 65), (4, 127), (2, 1024)]
+
+
+@pytest.mark.parametrize("shape", ROW_SHAPES)
+def test_softmax_forward_backward(isa, shape, rng):
+    x, dy = rand(rng, *shape) * 4, rand(rng, *shape)
+    y = kernels.softmax_forward(x)
+    np.testing.assert_allclose(y, reference.softmax_forward(x.astype(np.float64)), rtol=1e-5, atol=1e-7)
+    y64 = reference.softmax_forward(x.astype(np.float64))
+    np.testing.assert_allclose(kernels.softmax_backward(dy, y), reference.softmax_backward(dy.astype(np.float64), y64),
+                               rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("shape", ROW_SHAPES)
+def test_layer_norm_forward_backward(isa, shape, rng):
+    n = shape[-1]
+    x, dy = rand(rng, *shape) * 3 + 1, rand(rng, *shape)
+    w, b = rand(rng, n), rand(rng, n)
+    y, mean, rstd = kernels.layer_norm_forward(x, w, b, 1e-5)
+    y64, mean64, rstd64 = reference.layer_norm_forward(x.astype(np.float64), w.astype(np.float64), b, 1e-5)
+    np.testing.assert_allclose(y, y64, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(mean, mean64, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(rstd, rstd64, rtol=1e-4)
+    dx, dw, db = kernels.layer_norm_backward(dy, x, w, mean, rstd)
+    dx64, dw64, db64 = reference.layer_norm_backward(dy.astype(np.float64), x.astype(np.float64),
+                                                     w.astype(np.float64), mean64, rstd64)
+    for got, want in ((dx, dx64), (dw, dw64), (db, db64)):
+        np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-4)
+
+
+@pytest.mark.parametrize("approximate", ["none", "tanh"])
+@pytest.mark.parametrize("shape", [(1,), (63,), (5, 127), (3, 4, 65)])
+def test_gelu_forward_backward(approximate, shape, rng):
+    x, dy = rand(rng, *shape) * 3, rand(rng, *shape)
+    x64 = x.astype(np.float64)
+    np.testing.assert_allclose(kernels.gelu_forward(x, approximate), reference.gelu_forward(x64, approximate),
+                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(kernels.gelu_backward(dy, x, approximate),
+                               reference.gelu_backward(dy.astype(np.float64), x64, approximate), rtol=1e-5, atol=1e-6)
+
+
+def test_gelu_rejects_unknown_form():
+    with pytest.raises(ValueError, match="approximate"):
+        kernels.gelu_forward(np.zeros(3, np.float32), "sigmoid")
+
+
+def test_info_reports_dispatch():
+    info = kernels.info()
+    assert info["isa"] in info["isa_available"] and info["isa_available"][0] == "scalar"
+    assert info["matmul_versions"] == [0, 1, 2, 3, 4] and info["matmul_default_version"] == 4
+    assert info["threads"] >= 1 and info["compiler"]
+
+
+# ---------------------------------------------------------------- through the autograd ops, cpp vs numpy
+def _run_layer(backend, x, w, b, w2):
+    with minitx.backend(backend):
+        xt = minitx.tensor(x, requires_grad=True)
+        wt, bt, w2t = (minitx.tensor(a, requires_grad=True) for a in (w, b, w2))
+        import minitx.nn.functional as F
+
+        h = F.layer_norm(xt, (x.shape[-1],), wt, bt)
+        h = F.gelu(h @ w2t.T)
+        loss = (F.softmax(h, -1) * h).sum()
+        loss.backward()
+        return [loss.numpy()] + [t.grad.numpy() for t in (xt, wt, bt, w2t)]
+
+
+def test_autograd_ops_agree_across_backends(rng):
+    x, w, b, w2 = rand(rng, 2, 5, 16), rand(rng, 16), rand(rng, 16), rand(rng, 24, 16)
+    for got, want in zip(_run_layer("cpp", x, w, b, w2), _run_layer("numpy", x, w, b, w2)):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)

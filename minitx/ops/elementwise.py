@@ -237,9 +237,10 @@ class Gelu(Function):
     @staticmethod
     def forward(ctx, x, approximate="none"):
         ctx.save(x, approximate)
-        return kernel("gelu_forward", x)(x, approximate)
+        # reshape: the C++ adapter's np.ascontiguousarray turns a 0-d array into shape (1,)
+        return kernel("gelu_forward", x)(x, approximate).reshape(x.shape)
 
     @staticmethod
     def backward(ctx, grad):
         x, approximate = ctx.saved
-        return kernel("gelu_backward", grad, x)(grad, x, approximate)
+        return kernel("gelu_backward", grad, x)(grad, x, approximate).reshape(x.shape)

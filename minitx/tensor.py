@@ -248,7 +248,7 @@ class Tensor:
             return other
         array = np.asarray(other)
         if array.dtype.kind in "biuf" and not (isinstance(other, np.ndarray) and array.dtype.kind == "f"):
-            array = array.astype(self.dtype if self.dtype.kind == "f" else array.dtype)
+            array = array.astype(self.dtype if self.dtype.kind == "f" else array.dtype)  # x * 2 keeps x's dtype
         return Tensor(array, _copy=False)
 
     def __add__(self, other):
@@ -424,7 +424,7 @@ class Tensor:
         return self.split(-(-n // chunks), dim)
 
     def masked_fill(self, mask, value):
-        return _idx.MaskedFill.apply(self, _raw(mask), value=value)
+        return _idx.MaskedFill.apply(self, _raw(mask), value=_raw(value))
 
     # ------------------------------------------------------------------ nn ops (ops/nn_ops.py)
     def softmax(self, axis=-1):

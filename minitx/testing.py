@@ -10,22 +10,23 @@ Runs in float64 so ε = 1e-6 is meaningful.
 """
 import numpy as np
 
-from minitx.tensor import Tensor, no_grad
+from minitx.tensor import Tensor, enable_grad, no_grad
 
 
 def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, seed=0, raise_exception=True) -> bool:
     """Check autograd gradients of ``fn(*inputs)`` against central differences.
 
-    ``inputs``: Tensors (float64 recommended; other dtypes are converted) or other arguments passed
-    through unchanged. Gradients are checked for every Tensor input with ``requires_grad=True``.
+    ``inputs``: floating Tensors are checked on float64 copies (the originals are left untouched);
+    integer Tensors (ids, targets) and any other arguments are passed through unchanged. Gradients are checked for every Tensor input with ``requires_grad=True``.
     Returns True, or raises AssertionError naming the input and the worst element.
     """
-    inputs = [Tensor(t.data.astype(np.float64), requires_grad=t.requires_grad) if isinstance(t, Tensor) else t
+    inputs = [Tensor(t.data, requires_grad=t.requires_grad, dtype=np.float64) if _is_float_tensor(t) else t
               for t in inputs]
     rng = np.random.default_rng(seed)
-    out = fn(*inputs)
-    weight = rng.standard_normal(out.shape)
-    (out * Tensor(weight)).sum().backward()
+    with enable_grad():
+        out = fn(*inputs)
+        weight = rng.standard_normal(out.shape)
+        (out * Tensor(weight)).sum().backward()
 
     def objective() -> float:
         with no_grad():
@@ -53,3 +54,7 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, seed=0, raise_exceptio
                 )
             return False
     return True
+
+
+def _is_float_tensor(value) -> bool:
+    return isinstance(value, Tensor) and value.dtype.kind == "f"

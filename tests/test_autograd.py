@@ -255,6 +255,14 @@ def test_ops_preserve_float_dtype_and_grads_match(dtype):
     assert np.isfinite(x.grad.numpy()).all()
 
 
+def test_ndarray_on_the_left_defers_to_tensor():
+    x = mx.tensor([1.0, 2.0], requires_grad=True)
+    y = np.array([3.0, 4.0], np.float32) * x - np.ones(2, np.float32)
+    assert isinstance(y, mx.Tensor) and y.requires_grad
+    y.sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), [3.0, 4.0])
+
+
 def test_int_tensor_arithmetic_and_casts():
     i = mx.tensor([1, 2, 3])
     assert (i + 1).dtype == np.int64

@@ -181,6 +181,13 @@ def test_gradcheck_passes_on_the_fixed_backward():
     assert gradcheck(SquareWithRightBackward.apply, [t(3, 2)])
 
 
+def test_gradcheck_passes_integer_tensors_through_and_ignores_no_grad():
+    ids = mx.tensor([[1, 0], [2, 2]])
+    with mx.no_grad():
+        assert gradcheck(lambda w, i: F.embedding(i, w).tanh(), [t(3, 4), ids])
+    assert ids.dtype == np.int64
+
+
 def test_gradcheck_works_from_float32_inputs_and_leaves_them_untouched():
     x = mx.tensor(np.array([0.3, -1.2, 2.0], np.float32), requires_grad=True)
     before = x.numpy().copy()

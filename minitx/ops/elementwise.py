@@ -76,7 +76,8 @@ class Div(Function):
 
 
 class Pow(Function):
-    """z = x ** y;  dz/dx = y x^(y-1), dz/dy = x^y ln x (defined for x > 0)."""
+    """z = x ** y;  dz/dx = y x^(y-1) (0 where y = 0, so 0**0 has gradient 0 like PyTorch),
+    dz/dy = x^y ln x (defined for x > 0; 0 elsewhere)."""
 
     @staticmethod
     def forward(ctx, x, y):
@@ -88,8 +89,11 @@ class Pow(Function):
     @staticmethod
     def backward(ctx, grad):
         x, y, z = ctx.saved
-        dx = unbroadcast(grad * y * np.power(x, y - 1), x.shape) if ctx.needs_input_grad[0] else None
-        dy = None
+        dx = dy = None
+        if ctx.needs_input_grad[0]:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                local = np.where(y == 0, 0, y * np.power(x, y - 1)).astype(z.dtype, copy=False)
+            dx = unbroadcast(grad * local, x.shape)
         if ctx.needs_input_grad[1]:
             with np.errstate(divide="ignore", invalid="ignore"):
                 log_x = np.where(x > 0, np.log(np.where(x > 0, x, 1)), 0)

@@ -1,1 +1,1 @@
-"""Training: metrics (and, later, the Trainer, checkpoints and callbacks)."""
+"""Training: ``Trainer`` + ``TrainingArguments`` (trainer.py, arguments.py), checkpoints, metrics."""

@@ -1,0 +1,255 @@
+"""``Trainer``: the training loop, HF-shaped, written out so every step can be read.
+
+One optimizer step is::
+
+    for each of gradient_accumulation_steps micro-batches:
+        loss = model(**batch).loss / gradient_accumulation_steps
+        loss.backward()                          # gradients accumulate in .grad
+    clip_grad_norm_(params, max_grad_norm)       # Pascanu et al. 2013
+    optimizer.step(); scheduler.step(); optimizer.zero_grad()
+
+AdamW with decoupled weight decay (Loshchilov & Hutter, 2019) on every parameter except biases and
+LayerNorm gains, a warm-up + decay schedule (BERT §A.2), logs as JSONL, a tqdm progress bar, loss and
+learning-rate curves as PNG, and atomic checkpoints (``checkpoint.py``).
+
+Determinism: the batch order of epoch e is a permutation drawn from ``default_rng([seed, e])``, and
+the global generator (dropout) is saved in each checkpoint, so ``train(resume_from_checkpoint=...)``
+continues bit-identically to a run that was never interrupted.
+"""
+import json
+import math
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+import minitx
+from minitx.data.collate import collate
+from minitx.optim import AdamW, clip_grad_norm_, get_scheduler, param_groups_no_decay
+from minitx.train.arguments import TrainingArguments
+from minitx.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite."""
+
+
+@dataclass
+class EvalPrediction:
+    """What ``compute_metrics`` receives: model predictions and the labels, concatenated over the eval set."""
+
+    predictions: object
+    label_ids: object
+
+
+def _to_numpy(value):
+    return value.numpy() if isinstance(value, minitx.Tensor) else value
+
+
+def default_predictions(output) -> object:
+    """The logits of an output object: ``.logits``, or the tuple of every ``*_logits`` field (BERT pretraining)."""
+    if getattr(output, "logits", None) is not None:
+        return _to_numpy(output.logits)
+    fields = [k for k in output.keys() if k.endswith("logits")]
+    return tuple(_to_numpy(output[k]) for k in fields)
+
+
+class Trainer:
+    """Train and evaluate a minitx model whose forward returns an object with ``.loss`` given labels.
+
+    ``train_dataset`` / ``eval_dataset``: map-style (``len`` and ``[i]`` giving a feature dict); a dataset with
+    ``set_epoch(e)`` (dynamic masking) is told each epoch. ``data_collator``: list of features -> batch dict of
+    arrays (default: pad with ``minitx.data.collate``). ``compute_metrics(EvalPrediction) -> dict``.
+    ``preprocess_logits_for_metrics(predictions, batch) -> array`` shrinks what is kept per eval batch.
+    """
+
+    def __init__(self, model, args: TrainingArguments, train_dataset=None, eval_dataset=None,
+                 data_collator=None, compute_metrics=None, preprocess_logits_for_metrics=None, label_names=None):
+        self.model = model
+        self.args = args
+        self.train_dataset = train_dataset
+        self.eval_dataset = eval_dataset
+        pad_id = getattr(getattr(model, "config", None), "pad_token_id", 0) or 0
+        self.data_collator = data_collator or (lambda features: collate(features, pad_token_id=pad_id))
+        self.compute_metrics = compute_metrics
+        self.preprocess_logits_for_metrics = preprocess_logits_for_metrics
+        self.label_names = label_names or ["labels", "next_sentence_label"]
+        self.log_history = []
+        self.global_step = 0
+        self.optimizer = None
+        self.scheduler = None
+
+    # ------------------------------------------------------------------ set-up
+    def steps_per_epoch(self) -> int:
+        batches = math.ceil(len(self.train_dataset) / self.args.per_device_train_batch_size)
+        return max(batches // self.args.gradient_accumulation_steps, 1)
+
+    def total_steps(self) -> int:
+        if self.args.max_steps > 0:
+            return self.args.max_steps
+        return math.ceil(self.args.num_train_epochs * self.steps_per_epoch())
+
+    def create_optimizer_and_scheduler(self, num_training_steps: int) -> None:
+        a = self.args
+        groups = param_groups_no_decay(self.model, a.weight_decay)
+        groups = [g for g in groups if g["params"]]
+        self.optimizer = AdamW(groups, lr=a.learning_rate, betas=(a.adam_beta1, a.adam_beta2), eps=a.adam_epsilon,
+                               weight_decay=a.weight_decay)
+        warmup = a.warmup_steps if a.warmup_steps > 0 else math.ceil(a.warmup_ratio * num_training_steps)
+        self.scheduler = get_scheduler(a.lr_scheduler_type, self.optimizer, num_warmup_steps=warmup,
+                                       num_training_steps=num_training_steps)
+
+    def _epoch_order(self, epoch: int) -> np.ndarray:
+        return np.random.default_rng([self.args.seed, epoch]).permutation(len(self.train_dataset))
+
+    def _batch(self, dataset, indices) -> dict:
+        return self.data_collator([dataset[int(i)] for i in indices])
+
+    # ------------------------------------------------------------------ training
+    def train(self, resume_from_checkpoint=None) -> dict:
+        """Run the loop; ``resume_from_checkpoint``: a checkpoint dir, or True for the latest in output_dir."""
+        from tqdm.auto import tqdm
+
+        a = self.args
+        if self.train_dataset is None or len(self.train_dataset) == 0:
+            raise ValueError("Trainer.train: train_dataset is empty or missing")
+        os.makedirs(a.output_dir, exist_ok=True)
+        total = self.total_steps()
+        self.create_optimizer_and_scheduler(total)
+        minitx.manual_seed(a.seed)
+        self.global_step, self.log_history = 0, []
+        if resume_from_checkpoint:
+            self._resume(resume_from_checkpoint)
+        self.model.train()
+        micro_batch = a.per_device_train_batch_size
+        batches_per_epoch = self.steps_per_epoch() * a.gradient_accumulation_steps
+        bar = tqdm(total=total, initial=self.global_step, desc="train", disable=a.disable_tqdm, dynamic_ncols=True)
+        running_loss, running_count = 0.0, 0
+        while self.global_step < total:
+            epoch, step_in_epoch = divmod(self.global_step, self.steps_per_epoch())
+            if hasattr(self.train_dataset, "set_epoch"):
+                self.train_dataset.set_epoch(epoch)
+            order = self._epoch_order(epoch)
+            first = step_in_epoch * a.gradient_accumulation_steps
+            for start in range(first, batches_per_epoch, a.gradient_accumulation_steps):
+                loss = self._optimizer_step(order, start, micro_batch)
+                running_loss, running_count = running_loss + loss, running_count + 1
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss:.4f}")
+                if self.global_step % a.logging_steps == 0 or self.global_step == total:
+                    self._log({"loss": running_loss / running_count, "learning_rate": self.scheduler.get_last_lr()[0],
+                               "epoch": round(self.global_step / self.steps_per_epoch(), 4)})
+                    running_loss, running_count = 0.0, 0
+                if a.eval_steps and self.eval_dataset is not None and self.global_step % a.eval_steps == 0:
+                    self.evaluate()
+                    self.model.train()
+                if a.save_steps and self.global_step % a.save_steps == 0:
+                    self.save_checkpoint()
+                if self.global_step >= total:
+                    break
+        bar.close()
+        if a.plot:
+            self.plot_curves()
+        return {"global_step": self.global_step, "train_loss": self._mean_logged("loss")}
+
+    def _optimizer_step(self, order: np.ndarray, start: int, micro_batch: int) -> float:
+        """Accumulate gradients over the micro-batches starting at batch ``start``, then update once."""
+        a = self.args
+        step_loss = 0.0
+        for b in range(start, start + a.gradient_accumulation_steps):
+            indices = order[b * micro_batch:(b + 1) * micro_batch]
+            if len(indices) == 0:
+                continue
+            output = self.model(**self._batch(self.train_dataset, indices))
+            loss = output.loss / a.gradient_accumulation_steps
+            value = loss.item()
+            if not math.isfinite(value):
+                raise TrainingDiverged(f"loss is {value} at step {self.global_step + 1}; "
+                                       "lower the learning rate or check the inputs")
+            loss.backward()
+            step_loss += value
+        if a.max_grad_norm and a.max_grad_norm > 0:
+            clip_grad_norm_(self.model.parameters(), a.max_grad_norm)
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad()
+        self.global_step += 1
+        return step_loss
+
+    # ------------------------------------------------------------------ evaluation
+    def evaluate(self, eval_dataset=None) -> dict:
+        """Mean loss over the eval set, plus ``compute_metrics`` on the concatenated predictions."""
+        dataset = eval_dataset if eval_dataset is not None else self.eval_dataset
+        if dataset is None or len(dataset) == 0:
+            raise ValueError("Trainer.evaluate: no eval_dataset")
+        self.model.eval()
+        losses, weights, predictions, labels = [], [], [], []
+        size = self.args.per_device_eval_batch_size
+        with minitx.no_grad():
+            for start in range(0, len(dataset), size):
+                batch = self._batch(dataset, range(start, min(start + size, len(dataset))))
+                output = self.model(**batch)
+                if getattr(output, "loss", None) is not None:
+                    losses.append(output.loss.item())
+                    weights.append(len(batch["input_ids"]))
+                preds = default_predictions(output)
+                if self.preprocess_logits_for_metrics is not None:
+                    preds = self.preprocess_logits_for_metrics(preds, batch)
+                predictions.append(preds)
+                labels.append(tuple(batch[k] for k in self.label_names if k in batch))
+        metrics = {"eval_loss": float(np.average(losses, weights=weights))} if losses else {}
+        if self.compute_metrics is not None:
+            prediction = EvalPrediction(_concat(predictions), _concat(labels))
+            metrics.update({f"eval_{k}": v for k, v in self.compute_metrics(prediction).items()})
+        self._log(metrics)
+        return metrics
+
+    # ------------------------------------------------------------------ logging, plots, checkpoints
+    def _log(self, entry: dict) -> None:
+        entry = {"step": self.global_step, **{k: float(v) for k, v in entry.items()}}
+        self.log_history.append(entry)
+        with open(os.path.join(self.args.output_dir, "log.jsonl"), "a") as f:
+            f.write(json.dumps(entry) + "\n")
+
+    def _mean_logged(self, key: str) -> float:
+        values = [e[key] for e in self.log_history if key in e]
+        return float(np.mean(values)) if values else float("nan")
+
+    def plot_curves(self) -> str:
+        """Save loss and learning-rate curves (and eval loss) to ``output_dir/curves.png``."""
+        from minitx.viz.curves import plot_training_curves
+
+        path = os.path.join(self.args.output_dir, "curves.png")
+        plot_training_curves(self.log_history, path=path)
+        return path
+
+    def save_checkpoint(self) -> str:
+        directory = os.path.join(self.args.output_dir, f"checkpoint-{self.global_step}")
+        state = {"global_step": self.global_step, "log_history": self.log_history, "args": self.args.to_dict()}
+        return save_checkpoint(directory, self.model, self.optimizer, self.scheduler, state,
+                               rng_state=minitx.random.get_rng_state())
+
+    def _resume(self, checkpoint) -> None:
+        if checkpoint is True:
+            checkpoint = latest_checkpoint(self.args.output_dir)
+            if checkpoint is None:
+                raise FileNotFoundError(f"resume_from_checkpoint=True but {self.args.output_dir!r} has no checkpoint")
+        state = load_checkpoint(checkpoint, self.model, self.optimizer, self.scheduler)
+        self.global_step = state["global_step"]
+        self.log_history = state["log_history"]
+        minitx.random.set_rng_state(state["rng_state"])
+
+
+def _concat(chunks: list):
+    """Concatenate per-batch arrays (or tuples of arrays) along the batch axis, padding ragged sequence axes."""
+    if not chunks:
+        return None
+    if isinstance(chunks[0], tuple):
+        return tuple(_concat([c[i] for c in chunks]) for i in range(len(chunks[0])))
+    arrays = [np.asarray(c) for c in chunks]
+    if arrays[0].ndim >= 2 and len({a.shape[1] for a in arrays}) > 1:
+        width = max(a.shape[1] for a in arrays)
+        fill = -100 if arrays[0].dtype.kind in "iu" else np.nan
+        arrays = [np.pad(a, [(0, 0), (0, width - a.shape[1])] + [(0, 0)] * (a.ndim - 2), constant_values=fill)
+                  for a in arrays]
+    return np.concatenate(arrays, axis=0)

@@ -256,6 +256,8 @@ def test_attention_rejects_bad_shapes():
         nn.MultiHeadAttention(10, 3)
     with pytest.raises(ValueError, match="padding_mask"):
         nn.MultiHeadAttention(8, 2)(minitx.randn(1, 3, 8), padding_mask=np.ones((1, 1, 3)))
+    with pytest.raises(ValueError, match=r"padding_mask has shape \(1, 2\) but there are 3 keys"):
+        nn.MultiHeadAttention(8, 2)(minitx.randn(1, 3, 8), padding_mask=np.ones((1, 2)))
 
 
 # ---------------------------------------------------------------------------------------------- positional

@@ -92,6 +92,9 @@ class MultiHeadAttention(Module):
             k, v = self.split_heads(self.key(source)), self.split_heads(self.value(source))
             if past_key_value is not None:  # self-attention: append this step's keys/values
                 k, v = cat([past_key_value[0], k], dim=2), cat([past_key_value[1], v], dim=2)
+        if padding_mask is not None and np.shape(_raw(padding_mask))[-1] != k.shape[2]:
+            raise ValueError(f"MultiHeadAttention: padding_mask has shape {np.shape(_raw(padding_mask))} but there are "
+                             f"{k.shape[2]} keys (with a KV cache the mask covers past + new positions)")
         mask = combine_masks(padding_mask, attn_mask, q.dtype)
         dropout_p = self.dropout if self.training else 0.0
         if need_weights:

@@ -220,11 +220,17 @@ PARITY_CONFIGS = {
 }
 
 
-def _hf_generate(model, ids, mask, cfg):
-    cfg = dict(cfg)
-    cfg.setdefault("pad_token_id", 0)
-    out = model.generate(torch.from_numpy(ids), attention_mask=torch.from_numpy(mask), do_sample=False, **cfg)
-    return out.numpy()
+_HF_OUTPUTS = {}
+
+
+def _hf_generate(model, name):
+    """HF generate's output for PARITY_CONFIGS[name] on _prompts() (computed once per config)."""
+    if name not in _HF_OUTPUTS:
+        ids, mask = _prompts()
+        out = model.generate(torch.from_numpy(ids), attention_mask=torch.from_numpy(mask), do_sample=False,
+                             pad_token_id=0, **PARITY_CONFIGS[name])
+        _HF_OUTPUTS[name] = out.numpy()
+    return _HF_OUTPUTS[name]
 
 
 def _prompts():
@@ -237,6 +243,38 @@ def test_decoding_matches_hf_generate_on_the_same_model(hf_gpt2, name):
     """Our decoding loop, fed by HF's GPT-2 forward: identical logits in, so identical tokens out."""
     ids, mask = _prompts()
     cfg = PARITY_CONFIGS[name]
-    want = _hf_generate(hf_gpt2, ids, mask, cfg)
+    want = _hf_generate(hf_gpt2, name)
     got = HFAsMinitx(hf_gpt2).generate(ids, attention_mask=mask, pad_token_id=0, **cfg)
     np.testing.assert_array_equal(got, want)
+
+
+# ----------------------------------------------------------------------------- minitx's GPT-2 vs HF, end to end
+@pytest.fixture(scope="module")
+def minitx_gpt2(hf_gpt2, tmp_path_factory):
+    gpt2 = pytest.importorskip("minitx.models.gpt2", reason="minitx/models/gpt2.py is not in this tree")
+    directory = tmp_path_factory.mktemp("tiny-gpt2")
+    hf_gpt2.save_pretrained(directory)
+    return gpt2.GPT2LMHeadModel.from_pretrained(str(directory))
+
+
+E2E_CONFIGS = ["greedy", "greedy-eos", "greedy-penalties", "beam5-ngram2-early", "beam5-return3",
+               "beam4-heuristic-lp2", "beam3-never-lp1"]
+
+
+@pytest.mark.parametrize("name", E2E_CONFIGS)
+def test_minitx_gpt2_generate_matches_hf_token_for_token(hf_gpt2, minitx_gpt2, name):
+    """The issue's acceptance test: minitx GPT-2 (loaded from the HF checkpoint) + our generate == HF generate."""
+    ids, mask = _prompts()
+    cfg = PARITY_CONFIGS[name]
+    want = _hf_generate(hf_gpt2, name)
+    got = minitx_gpt2.generate(ids, attention_mask=mask, pad_token_id=0, **cfg)
+    np.testing.assert_array_equal(got, want)
+
+
+def test_minitx_gpt2_kv_cache_gives_the_same_tokens(minitx_gpt2):
+    ids, mask = _prompts()
+    for cfg in [dict(), dict(num_beams=3, num_return_sequences=2)]:
+        with_cache = minitx_gpt2.generate(ids, attention_mask=mask, max_new_tokens=8, pad_token_id=0, **cfg)
+        without = minitx_gpt2.generate(ids, attention_mask=mask, max_new_tokens=8, pad_token_id=0,
+                                       use_cache=False, **cfg)
+        np.testing.assert_array_equal(with_cache, without)

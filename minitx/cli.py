@@ -45,6 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, default=0.5, help="learning rate (default 0.5)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.set_defaults(func=demo)
+    from minitx.assignments.cli import add_subparser as add_assignment
+
+    add_assignment(sub)
     return parser
 
 

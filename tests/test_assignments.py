@@ -238,7 +238,7 @@ def test_make_stubs_only_the_selected_tasks_files(toy_repo, tmp_path):
 def test_cpp_stub_compiles(tmp_path):
     stubbed, blocks = strip_solutions(TOY_KERNEL, "cpp", "kernel.cpp")
     assert len(blocks) == 2
-    assert '    throw std::runtime_error("tile i, k and j by 64 and accumulate into c");' in stubbed
+    assert '    throw std::runtime_error("not implemented: tile i, k and j by 64 and accumulate into c");' in stubbed
     assert "#include <stdexcept>" in stubbed and "tile = 64" not in stubbed
     assert "c[i] = 0.0f;" in stubbed  # code before the block is kept
     source = tmp_path / "kernel.cpp"
@@ -296,3 +296,11 @@ def test_task_table_markers_are_unique_and_files_exist():
     for task in TASKS:
         for relative in task.files:
             assert (root / relative).is_file(), f"{task.id}: {relative} does not exist"
+
+
+def test_minitx_cli_has_the_assignment_command(capsys):
+    from minitx.cli import main
+
+    assert main(["assignment", "list"]) == 0
+    out = capsys.readouterr().out
+    assert all(f"-m {task.pytest_marker}" in out for task in TASKS)

@@ -20,6 +20,7 @@ import xml.etree.ElementTree as ET
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from minitx.assignments.markers import CPP_STUB_PREFIX
 from minitx.assignments.tasks import TASKS, select_tasks
 
 NO_TESTS_COLLECTED = 5  # pytest's exit code when the marker selects nothing
@@ -34,7 +35,7 @@ class TaskScore:
     passed: int
     failed: int            # failures + errors
     skipped: int
-    not_implemented: int   # failed tests whose error is NotImplementedError: stubs never filled in
+    not_implemented: int   # failed on a stub: NotImplementedError, or a C++ "not implemented: ..." error
     points: float
     score: float
     status: str            # "ok", "failing", "no tests" or "timeout"
@@ -62,7 +63,7 @@ def _junit_counts(report: Path) -> dict:
         if problems:
             failed += 1
             text = " ".join((p.get("message") or "") + (p.text or "") for p in problems)
-            not_implemented += "NotImplementedError" in text
+            not_implemented += "NotImplementedError" in text or CPP_STUB_PREFIX in text
         elif case.find("skipped") is not None:
             skipped += 1
         else:

@@ -6,8 +6,9 @@ included, by ``raise NotImplementedError("<hint>")`` at the block's indentation;
 docstring and any code before the block are kept.
 
 C++: the same with ``//`` comments (``// BEGIN SOLUTION hint="..."`` ... ``// END SOLUTION``); the block
-becomes ``throw std::runtime_error("<hint>");`` and ``#include <stdexcept>`` is added when missing. The block
-must be self-contained: code after it may not use names declared inside it, or the stub will not compile.
+becomes ``throw std::runtime_error("not implemented: <hint>");`` (a RuntimeError in Python) and ``#include <stdexcept>`` is added when missing. The block
+must be self-contained: code after it may not use names declared inside it, or the stub will not compile;
+and it must run on the calling thread, not inside a parallel region, where an escaping exception aborts.
 
 A marker is a whole comment line; the same words after code or (in Python) inside a string are not a marker.
 Worked examples: docs/assignments.md.
@@ -24,6 +25,7 @@ from dataclasses import dataclass
 PYTHON_SUFFIXES = (".py",)
 CPP_SUFFIXES = (".cpp", ".cc", ".cxx", ".h", ".hpp", ".cu")
 DEFAULT_HINT = "homework: implement this block (see the docstring)"
+CPP_STUB_PREFIX = "not implemented: "  # pybind11 turns std::runtime_error into RuntimeError; this tags it
 
 _HINT = r'(?:\s+hint="(?P<hint>(?:[^"\\]|\\.)*)")?\s*$'
 _SYNTAX = {
@@ -92,9 +94,10 @@ def find_blocks(text: str, language: str, filename: str = "<string>") -> list:
 
 
 def _stub_line(block: SolutionBlock, language: str) -> str:
-    literal = json.dumps(block.hint, ensure_ascii=False)  # a valid string literal in Python and in C++
     if language == "python":
+        literal = json.dumps(block.hint, ensure_ascii=False)  # a valid string literal in Python and in C++
         return f"{block.indent}raise NotImplementedError({literal})"
+    literal = json.dumps(CPP_STUB_PREFIX + block.hint, ensure_ascii=False)
     return f"{block.indent}throw std::runtime_error({literal});"
 
 

@@ -1,0 +1,66 @@
+"""Attention forward and backward: the fused minitx kernels vs torch scaled_dot_product_attention (CPU)
+and the unfused NumPy reference, shape (1, 8, L, 64), causal=False. Writes results/attention.json/png.
+
+    python benchmarks/bench_attention.py [--quick]
+"""
+import argparse
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+from common import chart, median_time, print_table, save, try_torch
+from minitx import kernels, reference
+
+
+def measure(L, torch, repeats, with_numpy):
+    rng = np.random.default_rng(0)
+    q, k, v = (rng.standard_normal((1, 8, L, 64), np.float32) for _ in range(3))
+    dout = rng.standard_normal(q.shape, np.float32)
+    out, lse = kernels.attention_forward(q, k, v)
+    row = {"minitx_fwd": median_time(lambda: kernels.attention_forward(q, k, v), repeats),
+           "minitx_bwd": median_time(lambda: kernels.attention_backward(dout, q, k, v, out, lse), repeats)}
+    if with_numpy:
+        row["numpy_fwd"] = median_time(lambda: reference.attention_forward(q, k, v), max(1, repeats // 2))
+        o, l_ = reference.attention_forward(q, k, v)
+        row["numpy_bwd"] = median_time(lambda: reference.attention_backward(dout, q, k, v, o, l_), max(1, repeats // 2))
+    if torch is not None:
+        tq, tk, tv = (torch.tensor(a, requires_grad=True) for a in (q, k, v))
+        sdpa = torch.nn.functional.scaled_dot_product_attention
+        with torch.no_grad():
+            row["torch_fwd"] = median_time(lambda: sdpa(tq, tk, tv), repeats)
+        tdout = torch.tensor(dout)
+
+        def fwd_bwd():
+            tq.grad = tk.grad = tv.grad = None
+            sdpa(tq, tk, tv).backward(tdout)
+
+        row["torch_bwd"] = max(median_time(fwd_bwd, repeats) - row["torch_fwd"], 0.0)  # backward alone, approx.
+    return {k_: v_ * 1e3 for k_, v_ in row.items()}  # ms
+
+
+def main(quick=False):
+    threads = kernels.get_num_threads()
+    lengths = [256, 512] if quick else [512, 1024, 2048, 4096]
+    torch = try_torch(threads)
+    with threadpool_limits(threads):
+        res = {L: measure(L, torch, 3 if quick else 5, with_numpy=L <= 2048) for L in lengths}
+    cols = ["minitx_fwd", "torch_fwd", "numpy_fwd", "minitx_bwd", "torch_bwd", "numpy_bwd"]
+    rows = []
+    for L in lengths:
+        r = res[L]
+        rows.append([L] + [r.get(c) for c in cols] + [
+            r["torch_fwd"] / r["minitx_fwd"] if "torch_fwd" in r else None,
+            r["numpy_fwd"] / r["minitx_fwd"] if "numpy_fwd" in r else None,
+            r["minitx_bwd"] / r["minitx_fwd"]])
+    print_table(f"attention (1, 8, L, 64), ms, {threads} threads",
+                ["L"] + cols + ["torch/minitx fwd", "numpy/minitx fwd", "bwd/fwd"], rows)
+    save("attention", {"threads": threads, "shape": "(1, 8, L, 64)", "ms": res})
+    chart("attention", f"attention (1,8,L,64), {threads} threads", "L", "ms", lengths,
+          {c: [res[L].get(c) for L in lengths] for c in cols}, logy=True)
+    return res
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="small sizes only (seconds)")
+    main(parser.parse_args().quick)

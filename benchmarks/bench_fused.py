@@ -1,0 +1,59 @@
+"""Fused row kernels (softmax, layer norm, GELU; forward and backward) vs the NumPy reference:
+time, speed-up and effective memory bandwidth (bytes read + written / time). Writes results/fused.json/png.
+
+    python benchmarks/bench_fused.py [--quick]
+"""
+import argparse
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+from common import chart, median_time, print_table, save
+from minitx import kernels, reference
+
+
+def cases(rows, n):
+    rng = np.random.default_rng(0)
+    x, dy = rng.standard_normal((rows, n), np.float32), rng.standard_normal((rows, n), np.float32)
+    w, b = np.ones(n, np.float32), np.zeros(n, np.float32)
+    y = kernels.softmax_forward(x)
+    _, mean, rstd = kernels.layer_norm_forward(x, w, b)
+    nbytes = x.nbytes
+    return {  # name: (minitx call, numpy call, bytes moved)
+        "softmax_fwd": (lambda: kernels.softmax_forward(x), lambda: reference.softmax_forward(x), 2 * nbytes),
+        "softmax_bwd": (lambda: kernels.softmax_backward(dy, y), lambda: reference.softmax_backward(dy, y), 3 * nbytes),
+        "layer_norm_fwd": (lambda: kernels.layer_norm_forward(x, w, b), lambda: reference.layer_norm_forward(x, w, b),
+                           2 * nbytes),
+        "layer_norm_bwd": (lambda: kernels.layer_norm_backward(dy, x, w, mean, rstd),
+                           lambda: reference.layer_norm_backward(dy, x, w, mean, rstd), 3 * nbytes),
+        "gelu_fwd": (lambda: kernels.gelu_forward(x), lambda: reference.gelu_forward(x), 2 * nbytes),
+        "gelu_tanh_fwd": (lambda: kernels.gelu_forward(x, "tanh"), lambda: reference.gelu_forward(x, "tanh"),
+                          2 * nbytes),
+        "gelu_bwd": (lambda: kernels.gelu_backward(dy, x), lambda: reference.gelu_backward(dy, x), 3 * nbytes),
+    }
+
+
+def main(quick=False):
+    threads = kernels.get_num_threads()
+    shapes = [(256, 768)] if quick else [(512, 768), (4096, 1024), (8192, 4096)]
+    res, rows = {}, []
+    with threadpool_limits(threads):
+        for r, n in shapes:
+            for name, (ours, ref, nbytes) in cases(r, n).items():
+                t_ours = median_time(ours, 5, min_time=0.05)
+                t_ref = median_time(ref, 3)
+                res[f"{name} {r}x{n}"] = {"minitx_ms": t_ours * 1e3, "numpy_ms": t_ref * 1e3,
+                                          "speedup": t_ref / t_ours, "GB_per_s": nbytes / t_ours / 1e9}
+                rows.append([f"{name} {r}x{n}", t_ours * 1e3, t_ref * 1e3, t_ref / t_ours, nbytes / t_ours / 1e9])
+    print_table(f"fused kernels, {threads} threads", ["kernel", "minitx ms", "numpy ms", "speed-up", "GB/s"], rows)
+    save("fused", {"threads": threads, "results": res})
+    labels = list(res)
+    chart("fused", "fused kernels: speed-up over NumPy", "case", "× NumPy", list(range(len(labels))),
+          {"speed-up": [res[k]["speedup"] for k in labels]}, logx=False)
+    return res
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="small sizes only (seconds)")
+    main(parser.parse_args().quick)

@@ -1,63 +1,294 @@
-"""The ``minitx`` command line: ``minitx --help`` lists the commands."""
+"""The ``minitx`` command line. ``minitx --help`` lists the commands; each has its own ``--help``.
+
+    minitx demo                                        the whole pipeline on the built-in corpus
+    minitx pretrain --corpus FILE [--model-type bert|gpt2]
+    minitx finetune --task sst2 --data DIR --model DIR
+    minitx generate --model DIR --prompt TEXT [decoding options]
+    minitx chat --model DIR                            an interactive loop over a causal LM
+    minitx bench                                       the kernel benchmarks
+    minitx assignment make|grade|list                  course tooling
+
+Bad input (a missing file, a wrong format, a vocabulary that does not fit the model) prints one line
+``minitx: error: ...`` and exits with code 2, without a traceback (set MINITX_DEBUG=1 to see it).
+"""
 import argparse
+import json
+import os
 import sys
+from dataclasses import fields, replace
+
+USER_ERRORS = (FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError, ValueError, KeyError,
+               TypeError, json.JSONDecodeError, UnicodeDecodeError)
 
 
-def demo(args) -> int:
-    """Train a small MLP with minitx's autograd on a synthetic two-spirals task and print the loss falling."""
-    import numpy as np
+class CommandError(Exception):
+    """A problem with the user's input, reported as one line."""
 
-    import minitx as mx
-    import minitx.nn.functional as F
 
-    mx.manual_seed(args.seed)
-    rng = np.random.default_rng(args.seed)
-    n = 200
-    t = rng.uniform(0.25, 3.0, n) * np.pi
-    labels = rng.integers(0, 2, n)
-    angle = t + np.pi * labels
-    x = np.stack([t * np.cos(angle), t * np.sin(angle)], axis=1).astype(np.float32) / 10
-    w1 = (mx.randn(2, 64) * 0.5).requires_grad_()
-    b1 = mx.zeros(64, requires_grad=True)
-    w2 = (mx.randn(64, 2) * 0.1).requires_grad_()
-    b2 = mx.zeros(2, requires_grad=True)
-    params = [w1, b1, w2, b2]
-    for step in range(args.steps + 1):
-        logits = (mx.tensor(x) @ w1 + b1).tanh() @ w2 + b2
-        loss = F.cross_entropy(logits, labels)
-        for p in params:
-            p.zero_grad()
-        loss.backward()
-        with mx.no_grad():
-            for p in params:
-                p.data -= args.lr * p.grad.data
-        if step % max(args.steps // 10, 1) == 0:
-            accuracy = (logits.numpy().argmax(1) == labels).mean()
-            print(f"step {step:4d}  loss {loss.item():.4f}  accuracy {accuracy:.2f}")
+# ---------------------------------------------------------------------------- commands
+def demo_command(args) -> int:
+    from minitx.recipes.demo import run_demo
+
+    run_demo(args.out, quick=args.quick, seed=args.seed, disable_tqdm=args.no_progress)
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="minitx", description="minitx: an educational transformer framework.")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    p = sub.add_parser("demo", help="train a small model end to end on built-in data")
-    p.add_argument("--steps", type=int, default=300, help="training steps (default 300)")
-    p.add_argument("--lr", type=float, default=0.5, help="learning rate (default 0.5)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.set_defaults(func=demo)
-    from minitx.assignments.cli import add_subparser as add_assignment
+def pretrain_command(args) -> int:
+    from minitx.data.corpus import builtin_corpus, read_corpus
 
-    add_assignment(sub)
+    documents = builtin_corpus() if args.corpus == "builtin" else read_corpus(_existing_file(args.corpus))
+    if not documents:
+        raise CommandError(f"corpus {args.corpus!r} has no documents (one sentence per line, blank line between documents)")
+    if args.model_type == "bert":
+        from minitx.recipes.pretrain_bert import BertPretrainingSettings, pretrain_bert
+
+        settings = _settings(BertPretrainingSettings(), args)
+        if args.vocab:
+            from minitx.tokenizers import WordPieceTokenizer
+
+            tokenizer = WordPieceTokenizer.from_pretrained(_existing_dir(args.vocab))
+        else:
+            tokenizer = None
+        result = pretrain_bert(documents, args.out, settings, tokenizer=tokenizer, disable_tqdm=args.no_progress)
+    else:
+        from minitx.recipes.pretrain_gpt2 import GPT2PretrainingSettings, pretrain_gpt2
+
+        result = pretrain_gpt2(documents, args.out, _settings(GPT2PretrainingSettings(), args),
+                               disable_tqdm=args.no_progress)
+    _print_result(result)
+    return 0
+
+
+def finetune_command(args) -> int:
+    from minitx.recipes.finetune import FinetuneSettings, finetune, glue_examples
+
+    model_dir = _existing_dir(args.model)
+    for name in ("config.json", "vocab.txt"):
+        if not os.path.isfile(os.path.join(model_dir, name)):
+            raise CommandError(f"--model {model_dir!r} has no {name}: expected a BERT checkpoint directory")
+    data_dir = _existing_dir(args.data)
+    train = glue_examples(args.task, data_dir, "train")
+    dev = glue_examples(args.task, data_dir, "dev")
+    settings = _settings(FinetuneSettings(), args)
+    _print_result(finetune(model_dir, train, dev, args.out, task=args.task, settings=settings,
+                           disable_tqdm=args.no_progress))
+    return 0
+
+
+def generate_command(args) -> int:
+    model, tokenizer = _load_causal_lm(args.model)
+    ids = tokenizer.encode(args.prompt)
+    if not ids:
+        raise CommandError("--prompt is empty after tokenization; give at least one character")
+    output = model.generate([ids], **_generate_options(args))
+    for row in output:
+        print(tokenizer.decode(row, skip_special_tokens=True))
+    return 0
+
+
+def chat_command(args) -> int:
+    """Read a line, append it to the history, let the model continue, print the reply; empty line or EOF ends."""
+    import numpy as np
+
+    model, tokenizer = _load_causal_lm(args.model)
+    limit = model.config.n_positions - args.max_new_tokens
+    history = []
+    print("minitx chat: type a message (empty line or Ctrl-D to quit)")
+    for line in sys.stdin:
+        line = line.strip()
+        if not line:
+            break
+        history.extend(tokenizer.encode(f"\nUser: {line}\nModel:"))
+        history = history[-limit:]  # keep the most recent tokens the model can see
+        output = model.generate(np.asarray([history]), **_generate_options(args))[0]
+        reply = output[len(history):]
+        print("Model:" + tokenizer.decode(reply, skip_special_tokens=True).split("\nUser:")[0], flush=True)
+        history.extend(int(t) for t in reply)
+    return 0
+
+
+def bench_command(args) -> int:
+    import runpy
+
+    script = os.path.join(_repo_root(), "benchmarks", "run_all.py")
+    if not os.path.isfile(script):
+        raise CommandError(f"benchmarks not found at {script}: `minitx bench` runs from a source checkout "
+                           "(pip install -e .)")
+    sys.argv = [script] + args.bench_args
+    runpy.run_path(script, run_name="__main__")
+    return 0
+
+
+# ---------------------------------------------------------------------------- helpers
+def _repo_root() -> str:
+    import minitx
+
+    return os.path.dirname(os.path.dirname(os.path.abspath(minitx.__file__)))
+
+
+def _existing_file(path: str) -> str:
+    if not os.path.isfile(path):
+        raise CommandError(f"file not found: {path}")
+    return path
+
+
+def _existing_dir(path: str) -> str:
+    if not os.path.isdir(path):
+        raise CommandError(f"directory not found: {path}")
+    return path
+
+
+def _settings(defaults, args):
+    """Override the fields of a settings dataclass with the command-line options that were given."""
+    given = {f.name: getattr(args, f.name) for f in fields(defaults) if getattr(args, f.name, None) is not None}
+    return replace(defaults, **given)
+
+
+def _print_result(result: dict) -> None:
+    for key, value in result.items():
+        print(f"{key}: {value:.4f}" if isinstance(value, float) else f"{key}: {value}")
+
+
+def _load_causal_lm(model_dir: str):
+    from minitx.models.gpt2 import GPT2LMHeadModel
+    from minitx.tokenizers.bpe import ByteLevelBPETokenizer
+
+    _existing_dir(model_dir)
+    for name in ("config.json", "vocab.json", "merges.txt"):
+        if not os.path.isfile(os.path.join(model_dir, name)):
+            raise CommandError(f"--model {model_dir!r} has no {name}: expected a GPT-2 checkpoint with its "
+                               "byte-level BPE files (e.g. the output of `minitx pretrain --model-type gpt2`)")
+    model = GPT2LMHeadModel.from_pretrained(model_dir)
+    tokenizer = ByteLevelBPETokenizer.from_pretrained(model_dir)
+    if tokenizer.vocab_size != model.config.vocab_size:
+        raise CommandError(f"vocabulary mismatch in {model_dir!r}: the tokenizer has {tokenizer.vocab_size} tokens, "
+                           f"the model's config.json says vocab_size={model.config.vocab_size}")
+    return model, tokenizer
+
+
+def _generate_options(args) -> dict:
+    import numpy as np
+
+    options = {"max_new_tokens": args.max_new_tokens, "do_sample": args.do_sample, "temperature": args.temperature,
+               "top_k": args.top_k, "top_p": args.top_p, "repetition_penalty": args.repetition_penalty,
+               "no_repeat_ngram_size": args.no_repeat_ngram_size, "num_beams": args.num_beams,
+               "length_penalty": args.length_penalty, "num_return_sequences": args.num_return_sequences,
+               "early_stopping": {"true": True, "false": False, "never": "never"}[args.early_stopping]}
+    if args.seed is not None:
+        options["generator"] = np.random.default_rng(args.seed)
+    return options
+
+
+# ---------------------------------------------------------------------------- parser
+def _add_training_options(p) -> None:
+    p.add_argument("--max-steps", dest="max_steps", type=int, help="optimizer steps")
+    p.add_argument("--batch-size", dest="batch_size", type=int, help="examples per step")
+    p.add_argument("--lr", dest="learning_rate", type=float, help="peak learning rate (AdamW)")
+    p.add_argument("--seed", type=int, help="random seed")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+
+def _add_generate_options(p) -> None:
+    p.add_argument("--model", required=True, help="GPT-2 checkpoint dir with config.json, model.safetensors, "
+                                                  "vocab.json, merges.txt")
+    p.add_argument("--max-new-tokens", type=int, default=40, help="tokens to generate (default 40)")
+    p.add_argument("--do-sample", action="store_true", help="sample instead of greedy/beam search")
+    p.add_argument("--temperature", type=float, default=1.0, help="softmax temperature when sampling (default 1)")
+    p.add_argument("--top-k", type=int, default=50, help="sample among the k most likely tokens (default 50)")
+    p.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling mass (default 1.0 = off)")
+    p.add_argument("--repetition-penalty", type=float, default=1.0, help="CTRL repetition penalty (default 1.0)")
+    p.add_argument("--no-repeat-ngram-size", type=int, default=0, help="forbid repeating n-grams of this size")
+    p.add_argument("--num-beams", type=int, default=1, help="beam search width (default 1 = off)")
+    p.add_argument("--length-penalty", type=float, default=1.0, help="beam score / length**penalty (default 1)")
+    p.add_argument("--early-stopping", choices=["true", "false", "never"], default="false",
+                   help="beam search stopping rule (HF semantics)")
+    p.add_argument("--num-return-sequences", type=int, default=1, help="outputs per prompt")
+    p.add_argument("--seed", type=int, help="seed for sampling")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="minitx", description="minitx: an educational transformer framework "
+                                     "(NumPy autograd + C++ kernels).")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("demo", help="pretrain BERT, fine-tune, fill masks and generate on the built-in corpus",
+                       description="End to end on Python's own documentation text: WordPiece + BERT (MLM+NSP), "
+                                   "fine-tuning on real-vs-shuffled sentences, [MASK] filling, GPT-2 generation.")
+    p.add_argument("--out", default="minitx-demo", help="output directory (default ./minitx-demo)")
+    p.add_argument("--quick", action="store_true", help="tiny settings: a smoke test in seconds")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+    p.set_defaults(func=demo_command)
+
+    p = sub.add_parser("pretrain", help="pretrain BERT (MLM+NSP) or GPT-2 on a text corpus",
+                       description="Corpus format: one sentence per line, a blank line between documents "
+                                   "(google-research/bert). Use --corpus builtin for Python's documentation.")
+    p.add_argument("--corpus", required=True, help="corpus file, or 'builtin'")
+    p.add_argument("--model-type", choices=["bert", "gpt2"], default="bert", help="which model (default bert)")
+    p.add_argument("--out", default="minitx-pretrain", help="output directory (default ./minitx-pretrain)")
+    p.add_argument("--vocab", help="BERT only: a directory with vocab.txt to use instead of training one")
+    p.add_argument("--vocab-size", dest="vocab_size", type=int, help="size of the trained vocabulary")
+    _add_training_options(p)
+    p.set_defaults(func=pretrain_command)
+
+    p = sub.add_parser("finetune", help="fine-tune a BERT checkpoint on a GLUE task (TSV files)",
+                       description="Fine-tune on GLUE-format train.tsv/dev.tsv (sst2, cola, mrpc, stsb). --model may "
+                                   "be a minitx pretraining output (<out>/model) or an HF BERT directory such as "
+                                   "all-MiniLM-L6-v2.")
+    p.add_argument("--task", required=True, choices=["sst2", "cola", "mrpc", "stsb"], help="GLUE task")
+    p.add_argument("--data", required=True, help="directory with train.tsv and dev.tsv")
+    p.add_argument("--model", required=True, help="BERT checkpoint directory (config.json, model.safetensors, vocab.txt)")
+    p.add_argument("--out", default="minitx-finetune", help="output directory (default ./minitx-finetune)")
+    p.add_argument("--epochs", dest="num_train_epochs", type=float, help="training epochs (default 3)")
+    p.add_argument("--max-length", dest="max_length", type=int, help="tokens per example (default 64)")
+    _add_training_options(p)
+    p.set_defaults(func=finetune_command)
+
+    p = sub.add_parser("generate", help="continue a prompt with a GPT-2 checkpoint",
+                       description="Greedy, sampling or beam-search decoding with HF generate semantics.")
+    p.add_argument("--prompt", required=True, help="text to continue")
+    _add_generate_options(p)
+    p.set_defaults(func=generate_command)
+
+    p = sub.add_parser("chat", help="an interactive loop over a GPT-2 checkpoint, keeping the history",
+                       description="Each line you type is appended to the conversation; the model continues it.")
+    _add_generate_options(p)
+    p.set_defaults(func=chat_command)
+
+    p = sub.add_parser("bench", help="run the kernel benchmarks (benchmarks/run_all.py)", add_help=False,
+                       description="Runs benchmarks/run_all.py; options after `bench` go to it (try `minitx bench --help`).")
+    p.set_defaults(func=bench_command)
+
+    try:
+        from minitx.assignments.cli import add_subparser
+    except ImportError:  # the course tooling is optional
+        pass
+    else:
+        add_subparser(sub)
     return parser
 
 
 def main(argv=None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if args.command == "bench":
+        args.bench_args = extra
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if args.command is None:
         parser.print_help()
         return 0
-    return args.func(args)
+    try:
+        return args.func(args)
+    except CommandError as error:
+        print(f"minitx: error: {error}", file=sys.stderr)
+        return 2
+    except USER_ERRORS as error:
+        if os.environ.get("MINITX_DEBUG"):  # show the traceback when debugging minitx itself
+            raise
+        message = error.args[0] if isinstance(error, KeyError) and error.args else error
+        print(f"minitx: error: {message}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -208,6 +208,7 @@ class Trainer:
     def _log(self, entry: dict) -> None:
         entry = {"step": self.global_step, **{k: float(v) for k, v in entry.items()}}
         self.log_history.append(entry)
+        os.makedirs(self.args.output_dir, exist_ok=True)
         with open(os.path.join(self.args.output_dir, "log.jsonl"), "a") as f:
             f.write(json.dumps(entry) + "\n")
 

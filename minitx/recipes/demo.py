@@ -1,0 +1,114 @@
+"""``minitx demo``: text to trained models on the built-in corpus, in a few minutes on two CPU cores.
+
+1. corpus      ~3 000 English sentences from Python's own documentation (``pydoc_data.topics``), no download
+2. pretrain    WordPiece vocab + BERT with masked-LM and next-sentence prediction (recipes/pretrain_bert.py)
+3. fine-tune   the same BERT on *real vs word-shuffled sentence* classification (recipes/finetune.py)
+4. fill-mask   the pretrained BERT fills in [MASK] in a few sentences
+5. generate    byte-level BPE + a small GPT-2, then greedy and sampled continuations of a prompt
+
+Everything (checkpoints, JSONL logs, loss curves, summary.json) lands in ``output_dir``.
+"""
+import json
+import os
+import time
+from dataclasses import replace
+
+import numpy as np
+
+from minitx.data.corpus import builtin_corpus, corpus_stats
+from minitx.models.bert import BertForPreTraining
+from minitx.models.gpt2 import GPT2LMHeadModel
+from minitx.recipes.fill_mask import fill_mask
+from minitx.recipes.finetune import FinetuneSettings, finetune, shuffled_sentence_task
+from minitx.recipes.pretrain_bert import BertPretrainingSettings, pretrain_bert, split_documents
+from minitx.recipes.pretrain_gpt2 import GPT2PretrainingSettings, pretrain_gpt2
+from minitx.tokenizers import WordPieceTokenizer
+from minitx.tokenizers.bpe import ByteLevelBPETokenizer
+
+MASK_EXAMPLES = [
+    "The [MASK] statement is used to define a function.",
+    "If the condition is true, the loop body is [MASK].",
+    "This method returns a new [MASK] object.",
+]
+PROMPT = "The function"
+
+
+def quick_settings():
+    """Tiny sizes for tests and smoke runs (seconds, not minutes; the numbers mean little)."""
+    return (BertPretrainingSettings(max_steps=4, batch_size=8, vocab_size=300, hidden_size=32, intermediate_size=64,
+                                    num_attention_heads=2, dupe_factor=1),
+            FinetuneSettings(max_steps=4, batch_size=8),
+            GPT2PretrainingSettings(max_steps=4, batch_size=4, vocab_size=300, n_embd=32, n_head=2))
+
+
+def section(title: str) -> None:
+    print(f"\n== {title} " + "=" * max(0, 66 - len(title)), flush=True)
+
+
+def run_demo(output_dir: str, quick: bool = False, seed: int = 0, disable_tqdm: bool = False) -> dict:
+    """Run the five stages; print what happens and return (and save) the summary."""
+    start = time.time()
+    bert_settings, finetune_settings, gpt2_settings = (
+        quick_settings() if quick else (BertPretrainingSettings(), FinetuneSettings(), GPT2PretrainingSettings()))
+    bert_settings = replace(bert_settings, seed=seed)
+    summary = {}
+
+    section("1. corpus: Python's documentation (pydoc_data.topics)")
+    documents = builtin_corpus()
+    summary["corpus"] = corpus_stats(documents)
+    print(", ".join(f"{k}: {v}" for k, v in summary["corpus"].items()))
+
+    section("2. pretrain BERT (masked LM + next-sentence prediction)")
+    bert = pretrain_bert(documents, os.path.join(output_dir, "bert"), bert_settings, disable_tqdm=disable_tqdm)
+    summary["pretrain"] = bert
+    print(f"MLM loss {bert['mlm_loss_before']:.3f} -> {bert['mlm_loss_after']:.3f}   "
+          f"NSP loss {bert['nsp_loss_before']:.3f} -> {bert['nsp_loss_after']:.3f}")
+    print(f"MLM accuracy {bert['mlm_accuracy']:.3f} vs unigram baseline {bert['unigram_baseline']:.3f}   "
+          f"NSP accuracy {bert['nsp_accuracy']:.3f} vs majority {bert['nsp_majority_baseline']:.3f}")
+
+    section("3. fine-tune: real vs word-shuffled sentences")
+    train_docs, eval_docs = split_documents(documents, bert_settings.eval_fraction, bert_settings.seed)
+    train_examples = shuffled_sentence_task([s for d in train_docs for s in d], seed=seed)
+    eval_examples = shuffled_sentence_task([s for d in eval_docs for s in d], seed=seed + 1)
+    clf = finetune(bert["model_dir"], train_examples, eval_examples, os.path.join(output_dir, "finetune"),
+                   task="sst2", settings=finetune_settings, disable_tqdm=disable_tqdm)
+    summary["finetune"] = clf
+    print(f"accuracy {clf['eval_acc']:.3f} vs majority baseline {clf['majority_baseline']:.3f} "
+          f"({clf['eval_examples']} held-out sentences)")
+
+    section("4. fill in [MASK] with the pretrained BERT")
+    model = BertForPreTraining.from_pretrained(bert["model_dir"])
+    tokenizer = WordPieceTokenizer.from_pretrained(bert["model_dir"])
+    summary["fill_mask"] = {}
+    for text in MASK_EXAMPLES:
+        guesses = fill_mask(model, tokenizer, text)[0]
+        summary["fill_mask"][text] = guesses
+        print(f"{text}\n    -> " + ", ".join(f"{token} ({p:.2f})" for token, p in guesses))
+
+    section("5. generate with a small GPT-2")
+    gpt = pretrain_gpt2(documents, os.path.join(output_dir, "gpt2"), gpt2_settings, disable_tqdm=disable_tqdm)
+    summary["gpt2"] = gpt
+    print(f"eval perplexity {gpt['eval_perplexity']:.1f} (uniform guessing: {gpt['uniform_perplexity']})")
+    summary["generate"] = generate_samples(gpt["model_dir"], PROMPT, seed)
+    for name, text in summary["generate"].items():
+        print(f"{name:>8}: {text!r}")
+
+    summary["wall_time_s"] = round(time.time() - start, 1)
+    with open(os.path.join(output_dir, "summary.json"), "w") as f:
+        json.dump(summary, f, indent=1, default=float)
+    section("done")
+    print(f"{summary['wall_time_s']} s. Checkpoints, logs (log.jsonl) and curves (curves.png) are in "
+          f"{os.path.abspath(output_dir)}; the summary is summary.json there.")
+    return summary
+
+
+def generate_samples(model_dir: str, prompt: str, seed: int) -> dict:
+    """Greedy, sampled and beam-search continuations of ``prompt``."""
+    model = GPT2LMHeadModel.from_pretrained(model_dir)
+    tokenizer = ByteLevelBPETokenizer.from_pretrained(model_dir)
+    ids = np.asarray([tokenizer.encode(prompt)])
+    runs = {"greedy": {}, "sampled": {"do_sample": True, "top_k": 40, "top_p": 0.95,
+                                      "generator": np.random.default_rng(seed)},
+            "beam": {"num_beams": 4, "no_repeat_ngram_size": 2, "early_stopping": True}}
+    return {name: tokenizer.decode(model.generate(ids, max_new_tokens=20, **options)[0])
+            for name, options in runs.items()}

@@ -1,0 +1,134 @@
+"""Pretrain a small BERT from raw text: WordPiece vocab -> MLM + NSP instances -> Trainer.
+
+The recipe of Devlin et al. (2019), §3.1 and appendix A, at laptop scale:
+
+1. train a WordPiece vocabulary on the corpus sentences (``minitx.tokenizers.train_wordpiece``);
+2. hold out 10% of the documents; build masked-LM + next-sentence pairs from the rest with masks redrawn
+   every epoch (``DynamicMaskingDataset``) and from the held-out ones with fixed masks;
+3. train ``BertForPreTraining`` with AdamW + linear warm-up/decay; loss = MLM cross-entropy + NSP cross-entropy;
+4. report MLM accuracy on the held-out masks against the *unigram baseline* (always guessing the most frequent
+   training token), and NSP accuracy against the majority class.
+"""
+import os
+from collections import Counter
+from dataclasses import dataclass
+
+import numpy as np
+
+import minitx
+from minitx.backends.numpy_ref import log_softmax_forward
+from minitx.data.pretraining import IGNORE_INDEX, DynamicMaskingDataset, PretrainingConfig, StaticMaskingDataset
+from minitx.models.bert import BertConfig, BertForPreTraining
+from minitx.tokenizers import train_wordpiece
+from minitx.train.arguments import TrainingArguments
+from minitx.train.trainer import Trainer
+
+
+@dataclass
+class BertPretrainingSettings:
+    """Sizes for a model that learns something in a few minutes on two CPU cores."""
+
+    vocab_size: int = 2000
+    max_seq_length: int = 64
+    hidden_size: int = 96
+    num_hidden_layers: int = 2
+    num_attention_heads: int = 4
+    intermediate_size: int = 192
+    max_steps: int = 300
+    batch_size: int = 32
+    learning_rate: float = 1e-3
+    warmup_ratio: float = 0.06
+    dupe_factor: int = 2
+    eval_fraction: float = 0.1
+    seed: int = 0
+
+
+def split_documents(documents: list, eval_fraction: float, seed: int) -> tuple:
+    """(train documents, held-out documents), split by document so no sentence leaks across."""
+    order = np.random.default_rng(seed).permutation(len(documents))
+    n_eval = max(1, int(round(eval_fraction * len(documents))))
+    held_out = set(order[:n_eval].tolist())
+    return ([d for i, d in enumerate(documents) if i not in held_out],
+            [d for i, d in enumerate(documents) if i in held_out])
+
+
+def mlm_nsp_predictions(predictions, batch) -> tuple:
+    """Keep only what the metrics need instead of the (B, L, V) logits: MLM argmax (B, L), NSP argmax (B,),
+    and each row's MLM negative log-likelihood summed over its masked positions, and its NSP one (B,)."""
+    mlm_logits, nsp_logits = predictions
+    labels, nsp_labels = batch["labels"], batch["next_sentence_label"]
+    mlm_logp = log_softmax_forward(mlm_logits)                                      # (B, L, V)
+    picked = np.take_along_axis(mlm_logp, np.maximum(labels, 0)[..., None], -1)[..., 0]
+    mlm_nll = -(picked * (labels != IGNORE_INDEX)).sum(-1)                          # (B,)
+    nsp_nll = -np.take_along_axis(log_softmax_forward(nsp_logits), nsp_labels[:, None], -1)[:, 0]
+    return mlm_logits.argmax(-1), nsp_logits.argmax(-1), mlm_nll, nsp_nll
+
+
+def mlm_nsp_metrics(prediction) -> dict:
+    """MLM loss and accuracy over the masked positions, NSP loss and accuracy over the pairs."""
+    mlm_pred, nsp_pred, mlm_nll, nsp_nll = prediction.predictions
+    labels, nsp_labels = prediction.label_ids
+    masked = labels != IGNORE_INDEX
+    return {"mlm_loss": float(mlm_nll.sum() / masked.sum()), "nsp_loss": float(nsp_nll.mean()),
+            "mlm_accuracy": float((mlm_pred[masked] == labels[masked]).mean()),
+            "nsp_accuracy": float((nsp_pred == nsp_labels).mean())}
+
+
+def unigram_baseline(train_dataset, eval_dataset) -> float:
+    """MLM accuracy of always predicting the most frequent masked-out token of the training set."""
+    counts = Counter()
+    for i in range(min(len(train_dataset), 2000)):
+        labels = np.asarray(train_dataset[i]["labels"])
+        counts.update(labels[labels != IGNORE_INDEX].tolist())
+    most_common = counts.most_common(1)[0][0]
+    eval_labels = np.concatenate([np.asarray(eval_dataset[i]["labels"]) for i in range(len(eval_dataset))])
+    eval_labels = eval_labels[eval_labels != IGNORE_INDEX]
+    return float((eval_labels == most_common).mean())
+
+
+def pretrain_bert(documents: list, output_dir: str, settings: BertPretrainingSettings = BertPretrainingSettings(),
+                  tokenizer=None, disable_tqdm: bool = False) -> dict:
+    """Run the recipe; the model and tokenizer are saved to ``output_dir/model``. Returns the results dict."""
+    s = settings
+    minitx.manual_seed(s.seed)
+    train_docs, eval_docs = split_documents(documents, s.eval_fraction, s.seed)
+    if tokenizer is None:
+        tokenizer = train_wordpiece((sentence for doc in train_docs for sentence in doc), vocab_size=s.vocab_size)
+    data_config = PretrainingConfig(max_seq_length=s.max_seq_length, dupe_factor=s.dupe_factor,
+                                    max_predictions_per_seq=max(1, round(0.15 * s.max_seq_length)))
+    train_set = DynamicMaskingDataset(train_docs, tokenizer.tokenize, tokenizer.vocab, data_config, seed=s.seed)
+    eval_set = StaticMaskingDataset(eval_docs, tokenizer.tokenize, tokenizer.vocab,
+                                    PretrainingConfig(**{**data_config.__dict__, "dupe_factor": 1}), seed=s.seed + 1)
+    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=s.hidden_size,
+                        num_hidden_layers=s.num_hidden_layers, num_attention_heads=s.num_attention_heads,
+                        intermediate_size=s.intermediate_size, max_position_embeddings=s.max_seq_length,
+                        pad_token_id=tokenizer.vocab[tokenizer.pad_token])
+    model = BertForPreTraining(config)
+    args = TrainingArguments(output_dir=output_dir, max_steps=s.max_steps, per_device_train_batch_size=s.batch_size,
+                             per_device_eval_batch_size=64, learning_rate=s.learning_rate, weight_decay=0.01,
+                             warmup_ratio=s.warmup_ratio, logging_steps=max(1, s.max_steps // 20), seed=s.seed,
+                             disable_tqdm=disable_tqdm)
+    trainer = Trainer(model, args, train_dataset=train_set, eval_dataset=eval_set,
+                      data_collator=None, compute_metrics=mlm_nsp_metrics,
+                      preprocess_logits_for_metrics=mlm_nsp_predictions)
+    before = trainer.evaluate()
+    trainer.train()
+    after = trainer.evaluate()
+    model_dir = os.path.join(output_dir, "model")
+    model.save_pretrained(model_dir)
+    tokenizer.save_pretrained(model_dir)
+    losses = [e["loss"] for e in trainer.log_history if "loss" in e]
+    return {
+        "model_dir": model_dir, "train_instances": len(train_set), "eval_instances": len(eval_set),
+        "first_logged_loss": losses[0], "last_logged_loss": losses[-1],
+        "mlm_loss_before": before["eval_mlm_loss"], "mlm_loss_after": after["eval_mlm_loss"],
+        "nsp_loss_before": before["eval_nsp_loss"], "nsp_loss_after": after["eval_nsp_loss"],
+        "mlm_accuracy": after["eval_mlm_accuracy"], "unigram_baseline": unigram_baseline(train_set, eval_set),
+        "nsp_accuracy": after["eval_nsp_accuracy"],
+        "nsp_majority_baseline": _majority_share([eval_set[i]["next_sentence_label"] for i in range(len(eval_set))]),
+        "curves": os.path.join(output_dir, "curves.png"), "log": os.path.join(output_dir, "log.jsonl"),
+    }
+
+
+def _majority_share(labels) -> float:
+    return Counter(int(x) for x in labels).most_common(1)[0][1] / max(len(labels), 1)

@@ -3,14 +3,14 @@ greedy / beam search give token-for-token the same output as HF ``generate`` on 
 import numpy as np
 import pytest
 import torch
+import transformers
+from transformers.generation import logits_process as hf_lp
 
 import minitx
 from minitx import generation as gen
+from minitx.models.gpt2 import GPT2LMHeadModel
 
 pytestmark = pytest.mark.generation
-
-transformers = pytest.importorskip("transformers")
-from transformers.generation import logits_process as hf_lp  # noqa: E402
 
 VOCAB = 40
 
@@ -207,6 +207,7 @@ class HFAsMinitx(gen.GenerationMixin):
 PARITY_CONFIGS = {
     "greedy": dict(max_new_tokens=15),
     "greedy-eos": dict(max_new_tokens=15, eos_token_id=24),
+    "greedy-max_length-min_length": dict(max_length=16, min_length=12, eos_token_id=24),
     "greedy-penalties": dict(max_new_tokens=15, repetition_penalty=1.4, no_repeat_ngram_size=3, eos_token_id=24),
     "beam5-ngram2-early": dict(max_new_tokens=12, num_beams=5, no_repeat_ngram_size=2, early_stopping=True,
                                eos_token_id=24),
@@ -251,10 +252,9 @@ def test_decoding_matches_hf_generate_on_the_same_model(hf_gpt2, name):
 # ----------------------------------------------------------------------------- minitx's GPT-2 vs HF, end to end
 @pytest.fixture(scope="module")
 def minitx_gpt2(hf_gpt2, tmp_path_factory):
-    gpt2 = pytest.importorskip("minitx.models.gpt2", reason="minitx/models/gpt2.py is not in this tree")
     directory = tmp_path_factory.mktemp("tiny-gpt2")
     hf_gpt2.save_pretrained(directory)
-    return gpt2.GPT2LMHeadModel.from_pretrained(str(directory))
+    return GPT2LMHeadModel.from_pretrained(str(directory))
 
 
 E2E_CONFIGS = ["greedy", "greedy-eos", "greedy-penalties", "beam5-ngram2-early", "beam5-return3",

@@ -182,22 +182,36 @@ def test_roofline_maths_and_benchmark_files(tmp_path):
 
     results = tmp_path / "results"
     results.mkdir()
-    (results / "matmul.json").write_text(json.dumps({"machine": "test", "results": [
-        {"name": "v3_packed", "m": 512, "n": 512, "k": 512, "gflops": 80.0},
-        {"name": "numpy", "intensity": 40.0, "gflops": 90.0, "size": 1024},
+    (results / "custom.json").write_text(json.dumps({"machine": "test", "results": [
+        {"name": "mine", "m": 512, "n": 512, "k": 512, "gflops": 80.0},
+        {"name": "mine", "intensity": 40.0, "gflops": 90.0, "size": 1024},
+        {"kernel": "layer_norm", "flops": 8e6, "bytes": 8e6, "gflops": 12.0},
         {"name": "incomplete", "gflops": 1.0}]}))
-    (results / "layernorm.json").write_text(json.dumps([{"kernel": "layer_norm", "flops": 8e6, "bytes": 8e6,
-                                                         "gflops": 12.0}]))
+    # the layouts benchmarks/bench_matmul.py, bench_fused.py and bench_attention.py write
+    (results / "matmul.json").write_text(json.dumps({"threads": 2, "gflops_square": {"256": {"v3": 60.0, "v0": None}},
+                                                     "gflops_transformer": {"128x384x1536": {"numpy": 20.0}}}))
+    (results / "fused.json").write_text(json.dumps({"results": {"softmax_fwd 256x768": {"GB_per_s": 8.0}}}))
+    (results / "attention.json").write_text(json.dumps({"shape": "(1, 8, L, 64)",
+                                                        "ms": {"256": {"minitx_fwd": 2.0, "minitx_bwd": 5.0}}}))
     points = read_benchmark_points(results)
-    assert points == [KernelPoint("layer_norm", 1.0, 12.0),
-                      KernelPoint("v3_packed", matmul_intensity(512, 512, 512), 80.0),
-                      KernelPoint("numpy 1024", 40.0, 90.0)]
+    attention_flops = 4.0 * 8 * 256 * 256 * 64
+    assert points == [
+        KernelPoint("attention minitx L=256", attention_flops / (16 * 8 * 256 * 64), attention_flops / 2e-3 / 1e9,
+                    "attention minitx"),
+        KernelPoint("mine", matmul_intensity(512, 512, 512), 80.0, "mine"),
+        KernelPoint("mine 1024", 40.0, 90.0, "mine"),
+        KernelPoint("layer_norm", 1.0, 12.0, "layer_norm"),
+        KernelPoint("softmax_fwd 256x768", 5 / 8, 8.0 * 5 / 8, "softmax_fwd"),  # 5 FLOP and 8 bytes per element
+        KernelPoint("matmul v3 256", matmul_intensity(256, 256, 256), 60.0, "matmul v3"),
+        KernelPoint("matmul numpy 128x384x1536", matmul_intensity(128, 384, 1536), 20.0, "matmul numpy")]
 
     figure = plot_roofline(peak=peak, results_dir=results, path=tmp_path / "roofline.png")
     ax = figure.axes[0]
     roof = ax.lines[0]
     np.testing.assert_allclose(roof.get_ydata(), attainable(roof.get_xdata(), peak))
-    assert [c.get_label() for c in ax.collections] == ["layer_norm", "v3_packed", "numpy 1024"]
+    assert [c.get_label() for c in ax.collections] == ["attention minitx", "mine", "layer_norm", "softmax_fwd",
+                                                        "matmul v3", "matmul numpy"]
+    np.testing.assert_allclose(ax.collections[1].get_offsets(), [[matmul_intensity(512, 512, 512), 80.0], [40.0, 90.0]])
     assert_png(tmp_path / "roofline.png")
 
 
@@ -205,3 +219,14 @@ def test_measure_peak_is_positive_and_consistent():
     peak = measure_peak(matmul_size=256, copy_megabytes=8, repeats=2)
     assert peak.gflops > 0.1 and peak.bandwidth_gbs > 0.1
     assert peak.ridge == pytest.approx(peak.gflops / peak.bandwidth_gbs)
+
+
+def test_roofline_reads_the_repository_benchmark_results():
+    from minitx.viz.roofline import default_results_dir
+
+    if not list(default_results_dir().glob("*.json")):
+        pytest.skip("no benchmarks/results/*.json yet (run benchmarks/run_all.py)")
+    points = read_benchmark_points()
+    assert points, "benchmarks/results has JSON files but none in a layout read_benchmark_points understands"
+    assert all(p.intensity > 0 and p.gflops > 0 for p in points)
+    assert any(p.group.startswith("matmul") for p in points)

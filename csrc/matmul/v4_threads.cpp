@@ -5,7 +5,7 @@
 // stay on the calling thread: spawning a thread costs ~20 µs.
 // Threads: 2 by default, MINITX_NUM_THREADS or minitx.kernels.set_num_threads(n). Benchmarks limit
 // OpenBLAS to its own threads with threadpoolctl so the two pools do not oversubscribe the cores.
-// Measured: see benchmarks/results/matmul.json.
+// Measured: 118-123 GF/s on 512×384×1536 with 2 threads (0.93-0.97× np.matmul); see benchmarks/results/matmul.json.
 // Reference: minitx/backends/numpy_ref.py::matmul
 #include <algorithm>
 

@@ -98,7 +98,7 @@ def test_wordpiece_min_frequency_and_save(wordpiece, tmp_path):
     wordpiece.save_pretrained(tmp_path)
     lines = (tmp_path / "vocab.txt").read_text(encoding="utf-8").split("\n")[:-1]
     assert lines == [wordpiece.ids_to_tokens[i] for i in range(wordpiece.vocab_size)]
-    transformers = pytest.importorskip("transformers")
+    pytest.importorskip("transformers")
     from transformers.models.bert.tokenization_bert_legacy import BertTokenizerLegacy
     text = DOCS[3][:500]
     assert BertTokenizerLegacy.from_pretrained(tmp_path).encode(text) == wordpiece.encode(text)

@@ -19,8 +19,6 @@ from hypothesis import strategies as st
 
 from minitx.tokenizers import BasicTokenizer, WordPieceTokenizer
 
-pytestmark = pytest.mark.tokenizers
-
 transformers = pytest.importorskip("transformers")
 transformers.logging.set_verbosity_error()
 from transformers import BertTokenizer as HFFast  # noqa: E402

@@ -10,7 +10,7 @@
 """
 import numpy as np
 
-from minitx.ops import elementwise, indexing, shape
+from minitx.ops import indexing, shape
 from minitx.tensor import Tensor
 
 
@@ -49,28 +49,8 @@ def chunk(t: Tensor, chunks, dim=0):
     return t.chunk(chunks, dim)
 
 
-def exp(t):
-    return elementwise.Exp.apply(t)
-
-
-def log(t):
-    return elementwise.Log.apply(t)
-
-
-def sqrt(t):
-    return elementwise.Sqrt.apply(t)
-
-
-def tanh(t):
-    return elementwise.Tanh.apply(t)
-
-
-def sigmoid(t):
-    return elementwise.Sigmoid.apply(t)
-
-
-def abs(t):  # noqa: A001 - mirrors torch.abs
-    return elementwise.Abs.apply(t)
+# The function forms of the unary ops are the Tensor methods themselves: mx.exp(t) is t.exp().
+exp, log, sqrt, tanh, sigmoid, abs = Tensor.exp, Tensor.log, Tensor.sqrt, Tensor.tanh, Tensor.sigmoid, Tensor.abs
 
 
 def matmul(a, b):

@@ -19,7 +19,6 @@ import math
 import numpy as np
 
 from minitx.optim.optimizer import Optimizer
-from minitx.tensor import no_grad
 
 
 class Adam(Optimizer):
@@ -34,13 +33,6 @@ class Adam(Optimizer):
             raise ValueError(f"{type(self).__name__}: betas must be in [0, 1), got {betas}")
         super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps,
                                       weight_decay=weight_decay, amsgrad=amsgrad))
-
-    def step(self) -> None:
-        with no_grad():
-            for group in self.param_groups:
-                for p in group["params"]:
-                    if p.grad is not None:
-                        self._update(p, group)
 
     def _update(self, p, group) -> None:
         lr, (beta1, beta2), eps, wd = group["lr"], group["betas"], group["eps"], group["weight_decay"]

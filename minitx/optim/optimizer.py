@@ -14,7 +14,7 @@ import copy
 
 import numpy as np
 
-from minitx.tensor import Tensor
+from minitx.tensor import Tensor, no_grad
 
 
 class Optimizer:
@@ -54,7 +54,15 @@ class Optimizer:
                 elif p.grad is not None:
                     p.grad.data[...] = 0
 
-    def step(self):  # pragma: no cover - abstract
+    def step(self) -> None:
+        """One update of every parameter that has a gradient (``_update`` holds each optimizer's rule)."""
+        with no_grad():
+            for group in self.param_groups:
+                for p in group["params"]:
+                    if p.grad is not None:
+                        self._update(p, group)
+
+    def _update(self, p, group) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
 
     # ------------------------------------------------------------------ checkpoints

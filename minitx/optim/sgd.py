@@ -12,7 +12,6 @@ With μ = 0 this is plain SGD: θ <- θ - η g.
 import numpy as np
 
 from minitx.optim.optimizer import Optimizer
-from minitx.tensor import no_grad
 
 
 class SGD(Optimizer):
@@ -24,13 +23,6 @@ class SGD(Optimizer):
             raise ValueError("SGD: nesterov momentum needs momentum > 0 and dampening = 0")
         super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening,
                                       weight_decay=weight_decay, nesterov=nesterov))
-
-    def step(self) -> None:
-        with no_grad():
-            for group in self.param_groups:
-                for p in group["params"]:
-                    if p.grad is not None:
-                        self._update(p, group)
 
     def _update(self, p, group) -> None:
         lr, mu, tau, wd = group["lr"], group["momentum"], group["dampening"], group["weight_decay"]

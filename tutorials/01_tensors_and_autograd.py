@@ -1,0 +1,179 @@
+# %% [markdown]
+# # 01 · Tensors and autograd
+#
+# A `minitx.Tensor` is a NumPy array (`.data`) that remembers how it was computed. Every operation is a
+# `Function` with a `forward` (arrays in, array out) and a `backward` (the gradient of the output in, one
+# gradient per input out). When an input has `requires_grad=True`, the output records a *node* pointing at
+# its parents; the chain of nodes is the computation graph, and `loss.backward()` walks it in reverse
+# topological order, applying the chain rule once per node (see `minitx/tensor.py`).
+#
+# In this tutorial we
+# 1. build a small graph (a one-layer network and its loss),
+# 2. step backward through it **by hand** with NumPy and check the result against `.backward()`,
+# 3. draw the graph with `minitx.viz.plot_graph`,
+# 4. write our own op as a `Function` and verify its backward with `minitx.testing.gradcheck`.
+#
+# Run it as a script (`python tutorials/01_tensors_and_autograd.py`) or open it as a notebook.
+# `MINITX_TUTORIAL_QUICK=1` picks small settings; figures go to `MINITX_TUTORIAL_OUT` (default `tutorials/figures/`).
+
+# %%
+import os
+from pathlib import Path
+
+import numpy as np
+
+import minitx as mx
+from minitx.testing import gradcheck
+from minitx.viz import plot_graph, save_figure, to_dot
+from minitx.viz.figure import new_figure
+
+QUICK = os.environ.get("MINITX_TUTORIAL_QUICK", "0") == "1"
+HERE = Path(__file__).resolve().parent if "__file__" in globals() else Path.cwd()  # a notebook runs in tutorials/
+OUT = Path(os.environ.get("MINITX_TUTORIAL_OUT", HERE / "figures"))
+OUT.mkdir(parents=True, exist_ok=True)
+mx.manual_seed(0)
+
+# %% [markdown]
+# ## 1. Build a graph
+#
+# A batch of 4 inputs with 3 features goes through `y = tanh(x W + b)`; the loss is the mean squared output.
+# Only `W` and `b` need gradients: `x` is data.
+
+# %%
+x = mx.randn(4, 3)                          # (B, in)
+W = mx.randn(3, 2, requires_grad=True)      # (in, out)
+b = mx.zeros(2, requires_grad=True)         # (out,)
+
+z = x @ W + b                               # (B, out): pre-activation
+y = z.tanh()                                # (B, out)
+loss = (y * y).mean()                       # scalar
+print("loss =", loss.item())
+print("graph: loss is made by", loss._node.fn.__name__, "from", [type(p).__name__ for p in loss._node.parents])
+
+# %% [markdown]
+# ## 2. Backward by hand
+#
+# Reverse mode starts from dL/dL = 1 and multiplies by one local derivative per op, from the loss back to
+# the leaves:
+#
+# | op | forward | backward (given dL/d out) |
+# |----|---------|----------------------------|
+# | mean over n elements | L = Σ s / n | dL/ds = 1/n |
+# | square | s = y·y | dL/dy = dL/ds · 2y |
+# | tanh | y = tanh z | dL/dz = dL/dy · (1 − y²) |
+# | add bias | z = u + b | dL/du = dL/dz, dL/db = Σ_batch dL/dz (broadcast → sum, tutorial 02) |
+# | matmul | u = x W | dL/dW = xᵀ · dL/du |
+
+# %%
+xn, Wn, bn = x.numpy().astype(np.float64), W.numpy().astype(np.float64), b.numpy().astype(np.float64)
+zn = xn @ Wn + bn
+yn = np.tanh(zn)
+n = yn.size
+
+dL_ds = np.full_like(yn, 1.0 / n)   # mean
+dL_dy = dL_ds * 2 * yn              # y * y
+dL_dz = dL_dy * (1 - yn ** 2)       # tanh
+dL_db = dL_dz.sum(axis=0)           # bias was broadcast over the batch
+dL_dW = xn.T @ dL_dz                # matmul
+
+loss.backward()                     # autograd does the same walk
+print("dL/dW by hand:\n", dL_dW, "\nautograd:\n", W.grad.numpy())
+assert np.allclose(dL_dW, W.grad.numpy(), atol=1e-6)
+assert np.allclose(dL_db, b.grad.numpy(), atol=1e-6)
+assert x.grad is None  # x did not ask for a gradient
+
+# %% [markdown]
+# Gradients **accumulate**: a second backward through a fresh graph adds to `.grad` (that is how gradient
+# accumulation over micro-batches works). Reset with `zero_grad()`. A graph's saved values are freed after
+# one backward, so walking the same graph twice is an error unless the first call passed `retain_graph=True`.
+
+# %%
+first = W.grad.numpy().copy()
+((x @ W + b).tanh() ** 2).mean().backward()
+assert np.allclose(W.grad.numpy(), 2 * first, atol=1e-6)
+W.zero_grad()
+b.zero_grad()
+assert W.grad is None
+
+try:
+    loss.backward()  # the graph of `loss` was already walked and freed
+    raise AssertionError("a second backward should fail")
+except RuntimeError as error:
+    print("second backward:", str(error)[:90], "...")
+
+# %% [markdown]
+# ## 3. Draw the graph
+#
+# `minitx.viz.plot_graph` walks the same `_node` links that `backward()` walks and draws them left to right:
+# leaves that get a gradient in green, constants in grey, ops in blue. `to_dot` gives Graphviz text.
+
+# %%
+loss = ((x @ W + b).tanh() ** 2).mean()
+figure = plot_graph(loss, names={"x": x, "W": W, "b": b, "loss": loss})
+save_figure(figure, OUT / "01_graph.png")
+dot = to_dot(loss, names={"x": x, "W": W, "b": b})
+print(dot.splitlines()[0], "...", len(dot.splitlines()), "lines of DOT")
+assert "MatMul" in dot and "Tanh" in dot
+
+# %% [markdown]
+# ## 4. Your own op: softplus as a `Function`
+#
+# softplus(x) = log(1 + eˣ), a smooth ReLU. Its derivative is the logistic sigmoid σ(x) = 1 / (1 + e⁻ˣ).
+# The stable forward is `max(x, 0) + log1p(exp(-|x|))` (no overflow for large |x|). The forward saves what
+# the backward needs (`ctx.save`), the backward returns one gradient per input.
+
+# %%
+class Softplus(mx.Function):
+    """y = log(1 + eˣ);  dy/dx = σ(x)."""
+
+    @staticmethod
+    def forward(ctx, x):                       # x: any shape
+        ctx.save(x)
+        return np.maximum(x, 0) + np.log1p(np.exp(-np.abs(x)))
+
+    @staticmethod
+    def backward(ctx, grad):                   # grad: same shape as x
+        (x,) = ctx.saved
+        return grad / (1 + np.exp(-x))
+
+
+def softplus(t):
+    return Softplus.apply(t)
+
+
+t = mx.randn(3, 4, requires_grad=True)
+assert gradcheck(softplus, [t])                           # central differences in float64
+assert gradcheck(lambda a: softplus(a * a).sum(axis=1), [t])  # composed with other ops
+print("gradcheck passed for Softplus")
+
+# %% [markdown]
+# gradcheck is worth its cost: a classic slip (forgetting the incoming `grad`) is caught at once.
+
+# %%
+class BrokenSoftplus(Softplus):
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved
+        return 1 / (1 + np.exp(-x))              # bug: ignores grad
+
+
+assert not gradcheck(BrokenSoftplus.apply, [t], raise_exception=False)
+print("gradcheck caught the broken backward")
+
+# %% [markdown]
+# Finally, the op and its autograd derivative over a range, next to the ReLU it smooths.
+
+# %%
+grid = mx.tensor(np.linspace(-5, 5, 201 if not QUICK else 61), requires_grad=True)
+softplus(grid).sum().backward()   # d/dx of the sum = the elementwise derivative
+assert np.allclose(grid.grad.numpy(), 1 / (1 + np.exp(-grid.numpy())), atol=1e-6)
+
+figure = new_figure(6, 3.2)
+ax = figure.add_subplot()
+ax.plot(grid.numpy(), softplus(grid).numpy(), label="softplus(x)")
+ax.plot(grid.numpy(), grid.grad.numpy(), label="d softplus / dx (autograd)")
+ax.plot(grid.numpy(), np.maximum(grid.numpy(), 0), "k:", lw=1, label="relu(x)")
+ax.legend()
+ax.grid(alpha=0.3)
+save_figure(figure, OUT / "01_softplus.png")
+print("figures written to", OUT)

@@ -135,3 +135,13 @@ def test_training_input_errors():
         train_wordpiece("a single string", vocab_size=10)
     with pytest.raises(TypeError, match="corpus item"):
         train_bpe(["ok", 3], vocab_size=300)
+
+
+def test_wordpiece_count_score_keeps_frequent_words_whole():
+    lines = [line for text in pydoc_data.topics.topics.values() for line in text.splitlines()]
+    by_count = train_wordpiece(lines, vocab_size=800, score="count")
+    by_likelihood = train_wordpiece(lines, vocab_size=800, score="likelihood")
+    assert by_count.tokenize("the statement") == ["the", "statement"]
+    assert len(by_likelihood.tokenize("the statement")) > 2
+    with pytest.raises(ValueError, match="score"):
+        train_wordpiece(lines[:10], vocab_size=300, score="frequency")

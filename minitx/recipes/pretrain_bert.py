@@ -93,7 +93,9 @@ def pretrain_bert(documents: list, output_dir: str, settings: BertPretrainingSet
     minitx.manual_seed(s.seed)
     train_docs, eval_docs = split_documents(documents, s.eval_fraction, s.seed)
     if tokenizer is None:
-        tokenizer = train_wordpiece((sentence for doc in train_docs for sentence in doc), vocab_size=s.vocab_size)
+        # count-scored merges keep frequent words whole (see train_wordpiece), so [MASK] hides a word, not a letter
+        tokenizer = train_wordpiece((sentence for doc in train_docs for sentence in doc), vocab_size=s.vocab_size,
+                                    score="count")
     data_config = PretrainingConfig(max_seq_length=s.max_seq_length, dupe_factor=s.dupe_factor,
                                     max_predictions_per_seq=max(1, round(0.15 * s.max_seq_length)))
     train_set = DynamicMaskingDataset(train_docs, tokenizer.tokenize, tokenizer.vocab, data_config, seed=s.seed)

@@ -254,7 +254,7 @@ class WordPieceTokenizer:
 
 def train_wordpiece(corpus, vocab_size=3000, min_frequency=2, special_tokens=SPECIAL_TOKENS,
                     do_lower_case=True, strip_accents=None, tokenize_chinese_chars=True,
-                    max_input_chars_per_word=100, **tokenizer_kwargs):
+                    max_input_chars_per_word=100, score="likelihood", **tokenizer_kwargs):
     """Trains a WordPiece vocabulary on ``corpus`` (an iterable of str) and returns its WordPieceTokenizer.
 
     1. Pre-split every text with BasicTokenizer (same options as the tokenizer) and count the words.
@@ -263,7 +263,9 @@ def train_wordpiece(corpus, vocab_size=3000, min_frequency=2, special_tokens=SPE
     3. Merge pairs with the WordPiece likelihood score count(ab) / (count(a)·count(b)) (merges.py; the
        scoring of Schuster & Nakajima 2012 as taught in the HF course) until ``vocab_size`` tokens;
        a pair seen fewer than ``min_frequency`` times is never merged. ("l", "##o") -> "lo",
-       ("##o", "##w") -> "##ow".
+       ("##o", "##w") -> "##ow". ``score="count"`` merges the most frequent pair instead, like BPE and like
+       HF ``tokenizers``' WordPieceTrainer: with a small vocabulary it keeps frequent words whole, where the
+       likelihood score spends its merges on rare fragments and spells common words letter by letter.
     The vocabulary is the tokens, not the merges: encoding is the greedy longest match of wordpiece_split.
     Save it with ``.save_pretrained(dir)`` (writes vocab.txt).
     """
@@ -283,8 +285,9 @@ def train_wordpiece(corpus, vocab_size=3000, min_frequency=2, special_tokens=SPE
 
     alphabet = sorted({s for w in spelled for s in w} - set(special_tokens))
     tokens = list(special_tokens) + alphabet
-    merges = learn_merges(spelled, vocab_size - len(tokens), lambda a, b: a + b[2:], min_frequency,
-                          score="likelihood")
+    if score not in ("likelihood", "count"):
+        raise ValueError(f"train_wordpiece: score must be 'likelihood' or 'count', got {score!r}")
+    merges = learn_merges(spelled, vocab_size - len(tokens), lambda a, b: a + b[2:], min_frequency, score=score)
     seen = set(tokens)
     for a, b in merges:
         new = a + b[2:]

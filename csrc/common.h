@@ -27,5 +27,9 @@ void set_num_threads(int n);
 // go parallel when the work is large. (No resident pool: nothing spins between calls, so we never
 // steal cycles from OpenBLAS's own pool.)
 void parallel_for(Index n_tasks, const std::function<void(Index)>& fn, int max_threads = 0);
+// The same, with fn(task, worker) told which worker runs it, worker in [0, parallel_workers(...)) (0 = the
+// caller): for per-thread accumulators that are summed afterwards instead of atomics.
+int parallel_workers(Index n_tasks, int max_threads = 0);
+void parallel_for_worker(Index n_tasks, const std::function<void(Index, int)>& fn, int max_threads = 0);
 
 }  // namespace minitx

@@ -70,21 +70,29 @@ void set_num_threads(int n) {
     g_threads = n;
 }
 
-void parallel_for(Index n_tasks, const std::function<void(Index)>& fn, int max_threads) {
-    int t = max_threads > 0 ? std::min(max_threads, g_threads) : g_threads;
-    t = static_cast<int>(std::min<Index>(t, n_tasks));
+int parallel_workers(Index n_tasks, int max_threads) {
+    const int t = max_threads > 0 ? std::min(max_threads, g_threads) : g_threads;
+    return static_cast<int>(std::max<Index>(1, std::min<Index>(t, n_tasks)));
+}
+
+void parallel_for_worker(Index n_tasks, const std::function<void(Index, int)>& fn, int max_threads) {
+    const int t = parallel_workers(n_tasks, max_threads);
     if (t <= 1) {
-        for (Index i = 0; i < n_tasks; ++i) fn(i);
+        for (Index i = 0; i < n_tasks; ++i) fn(i, 0);
         return;
     }
     std::atomic<Index> next{0};
-    auto worker = [&] {
-        for (Index i = next++; i < n_tasks; i = next++) fn(i);
+    auto worker = [&](int w) {
+        for (Index i = next++; i < n_tasks; i = next++) fn(i, w);
     };
     std::vector<std::thread> pool;
-    for (int w = 1; w < t; ++w) pool.emplace_back(worker);
-    worker();
+    for (int w = 1; w < t; ++w) pool.emplace_back(worker, w);
+    worker(0);
     for (auto& th : pool) th.join();
+}
+
+void parallel_for(Index n_tasks, const std::function<void(Index)>& fn, int max_threads) {
+    parallel_for_worker(n_tasks, [&](Index i, int) { fn(i); }, max_threads);
 }
 
 }  // namespace minitx

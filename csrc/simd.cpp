@@ -3,6 +3,7 @@
 
 #include <immintrin.h>
 
+#include <algorithm>
 #include <cmath>
 
 namespace minitx::simd {
@@ -36,6 +37,46 @@ static float exp_shift_sum_scalar(const float* x, float shift, float* y, Index n
         s += y[i];
     }
     return s;
+}
+
+static void gemm_tile_scalar(Index m, Index n, Index k, const float* a, Index rsa, Index csa, const float* b,
+                             Index ldb, float* c, Index ldc, bool accumulate) {
+    for (Index i = 0; i < m; ++i) {
+        float* ci = c + i * ldc;
+        if (!accumulate)
+            for (Index j = 0; j < n; ++j) ci[j] = 0.f;
+        for (Index p = 0; p < k; ++p) {
+            const float av = a[i * rsa + p * csa];
+            const float* bp = b + p * ldb;
+            for (Index j = 0; j < n; ++j) ci[j] += av * bp[j];
+        }
+    }
+}
+
+static void online_softmax_cols_scalar(float* s, Index rows, Index cols, Index lds, float* m, float* l,
+                                       float* corr) {
+    for (Index c = 0; c < cols; ++c) {
+        float mx = m[c];
+        for (Index r = 0; r < rows; ++r) mx = s[r * lds + c] > mx ? s[r * lds + c] : mx;
+        const float shift = mx == -INFINITY ? 0.f : mx;
+        corr[c] = m[c] == -INFINITY ? 0.f : std::exp(m[c] - shift);
+        float sum = 0.f;
+        for (Index r = 0; r < rows; ++r) {
+            const float t = s[r * lds + c] - shift;
+            s[r * lds + c] = t < -87.3365f ? 0.f : std::exp(t);
+            sum += s[r * lds + c];
+        }
+        l[c] = l[c] * corr[c] + sum;
+        m[c] = mx;
+    }
+}
+
+static void exp_sub_cols_scalar(float* s, Index rows, Index cols, Index lds, const float* shift) {
+    for (Index r = 0; r < rows; ++r)
+        for (Index c = 0; c < cols; ++c) {
+            const float t = s[r * lds + c] - shift[c];
+            s[r * lds + c] = t < -87.3365f ? 0.f : std::exp(t);
+        }
 }
 
 // ---------------------------------------------------------------- AVX2 + FMA bodies
@@ -129,6 +170,157 @@ __attribute__((target("avx2,fma"))) static float exp_shift_sum_avx2(const float*
     return s;
 }
 
+// Lanes [0, n) of a 16-wide row as two 8-lane masks (for the last, partial column block).
+__attribute__((target("avx2,fma"))) static inline void tail_masks(Index n, __m256i* m0, __m256i* m1) {
+    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    *m0 = _mm256_cmpgt_epi32(_mm256_set1_epi32(int(n)), lane);
+    *m1 = _mm256_cmpgt_epi32(_mm256_set1_epi32(int(n) - 8), lane);
+}
+
+// One MR×16 block of C: MR rows of A broadcast against two 8-wide vectors of B per step p.
+template <int MR, bool FULL>
+__attribute__((target("avx2,fma"))) static inline void micro_avx2(Index k, const float* a, Index rsa, Index csa,
+                                                                  const float* b, Index ldb, float* c, Index ldc,
+                                                                  Index nr, bool accumulate) {
+    __m256i m0 = _mm256_set1_epi32(-1), m1 = m0;
+    if (!FULL) tail_masks(nr, &m0, &m1);
+    __m256 c0[MR], c1[MR];
+#pragma GCC unroll 6
+    for (int r = 0; r < MR; ++r) {
+        if (!accumulate) {
+            c0[r] = _mm256_setzero_ps();
+            c1[r] = _mm256_setzero_ps();
+        } else if (FULL) {
+            c0[r] = _mm256_loadu_ps(c + r * ldc);
+            c1[r] = _mm256_loadu_ps(c + r * ldc + 8);
+        } else {
+            c0[r] = _mm256_maskload_ps(c + r * ldc, m0);
+            c1[r] = _mm256_maskload_ps(c + r * ldc + 8, m1);
+        }
+    }
+    for (Index p = 0; p < k; ++p) {
+        const float* bp = b + p * ldb;
+        const __m256 b0 = FULL ? _mm256_loadu_ps(bp) : _mm256_maskload_ps(bp, m0);
+        const __m256 b1 = FULL ? _mm256_loadu_ps(bp + 8) : _mm256_maskload_ps(bp + 8, m1);
+        const float* ap = a + p * csa;
+#pragma GCC unroll 6
+        for (int r = 0; r < MR; ++r) {
+            const __m256 av = _mm256_broadcast_ss(ap + r * rsa);
+            c0[r] = _mm256_fmadd_ps(av, b0, c0[r]);
+            c1[r] = _mm256_fmadd_ps(av, b1, c1[r]);
+        }
+    }
+#pragma GCC unroll 6
+    for (int r = 0; r < MR; ++r) {
+        if (FULL) {
+            _mm256_storeu_ps(c + r * ldc, c0[r]);
+            _mm256_storeu_ps(c + r * ldc + 8, c1[r]);
+        } else {
+            _mm256_maskstore_ps(c + r * ldc, m0, c0[r]);
+            _mm256_maskstore_ps(c + r * ldc + 8, m1, c1[r]);
+        }
+    }
+}
+
+template <bool FULL>
+__attribute__((target("avx2,fma"))) static void micro_rows_avx2(Index mr, Index k, const float* a, Index rsa,
+                                                                Index csa, const float* b, Index ldb, float* c,
+                                                                Index ldc, Index nr, bool acc) {
+    switch (mr) {
+        case 6: return micro_avx2<6, FULL>(k, a, rsa, csa, b, ldb, c, ldc, nr, acc);
+        case 5: return micro_avx2<5, FULL>(k, a, rsa, csa, b, ldb, c, ldc, nr, acc);
+        case 4: return micro_avx2<4, FULL>(k, a, rsa, csa, b, ldb, c, ldc, nr, acc);
+        case 3: return micro_avx2<3, FULL>(k, a, rsa, csa, b, ldb, c, ldc, nr, acc);
+        case 2: return micro_avx2<2, FULL>(k, a, rsa, csa, b, ldb, c, ldc, nr, acc);
+        default: return micro_avx2<1, FULL>(k, a, rsa, csa, b, ldb, c, ldc, nr, acc);
+    }
+}
+
+__attribute__((target("avx2,fma"))) static void gemm_tile_avx2(Index m, Index n, Index k, const float* a, Index rsa,
+                                                               Index csa, const float* b, Index ldb, float* c,
+                                                               Index ldc, bool accumulate) {
+    for (Index j0 = 0; j0 < n; j0 += 16) {
+        const Index nr = std::min<Index>(16, n - j0);
+        for (Index i0 = 0; i0 < m; i0 += 6) {
+            const Index mr = std::min<Index>(6, m - i0);
+            const float* ai = a + i0 * rsa;
+            float* cij = c + i0 * ldc + j0;
+            if (nr == 16) micro_rows_avx2<true>(mr, k, ai, rsa, csa, b + j0, ldb, cij, ldc, nr, accumulate);
+            else micro_rows_avx2<false>(mr, k, ai, rsa, csa, b + j0, ldb, cij, ldc, nr, accumulate);
+        }
+    }
+}
+
+// Load/store 8 lanes, masked only for a partial last group (a masked store is slow on some CPUs).
+template <bool FULL>
+__attribute__((target("avx2,fma"))) static inline __m256 load8(const float* p, __m256i mask) {
+    return FULL ? _mm256_loadu_ps(p) : _mm256_maskload_ps(p, mask);
+}
+template <bool FULL>
+__attribute__((target("avx2,fma"))) static inline void store8(float* p, __m256i mask, __m256 x) {
+    if (FULL) _mm256_storeu_ps(p, x);
+    else _mm256_maskstore_ps(p, mask, x);
+}
+
+// Eight columns c0..c0+7 (fewer, masked, for the last group). Masked-off lanes read 0 and are never stored.
+template <bool FULL>
+__attribute__((target("avx2,fma"))) static void online_softmax_8cols(float* s, Index rows, Index lds, float* m,
+                                                                     float* l, float* corr, __m256i mask) {
+    const __m256 m_old = load8<FULL>(m, mask);
+    __m256 mx = m_old;
+    for (Index r = 0; r < rows; ++r) mx = _mm256_max_ps(mx, load8<FULL>(s + r * lds, mask));
+    const __m256 shift = _mm256_andnot_ps(_mm256_cmp_ps(mx, _mm256_set1_ps(-INFINITY), _CMP_EQ_OQ), mx);  // -inf -> 0
+    const __m256 cr = exp256(_mm256_sub_ps(m_old, shift));  // m_old = -inf -> 0
+    __m256 sum0 = _mm256_setzero_ps(), sum1 = _mm256_setzero_ps();
+    Index r = 0;
+    for (; r + 2 <= rows; r += 2) {  // two independent exp chains in flight
+        float* s0 = s + r * lds;
+        const __m256 e0 = exp256(_mm256_sub_ps(load8<FULL>(s0, mask), shift));
+        const __m256 e1 = exp256(_mm256_sub_ps(load8<FULL>(s0 + lds, mask), shift));
+        store8<FULL>(s0, mask, e0);
+        store8<FULL>(s0 + lds, mask, e1);
+        sum0 = _mm256_add_ps(sum0, e0);
+        sum1 = _mm256_add_ps(sum1, e1);
+    }
+    if (r < rows) {
+        const __m256 e = exp256(_mm256_sub_ps(load8<FULL>(s + r * lds, mask), shift));
+        store8<FULL>(s + r * lds, mask, e);
+        sum0 = _mm256_add_ps(sum0, e);
+    }
+    store8<FULL>(corr, mask, cr);
+    store8<FULL>(l, mask, _mm256_fmadd_ps(load8<FULL>(l, mask), cr, _mm256_add_ps(sum0, sum1)));
+    store8<FULL>(m, mask, mx);
+}
+
+__attribute__((target("avx2,fma"))) static void online_softmax_cols_avx2(float* s, Index rows, Index cols, Index lds,
+                                                                         float* m, float* l, float* corr) {
+    __m256i mask, unused;
+    Index c0 = 0;
+    for (; c0 + 8 <= cols; c0 += 8) online_softmax_8cols<true>(s + c0, rows, lds, m + c0, l + c0, corr + c0, mask);
+    if (c0 < cols) {
+        tail_masks(cols - c0, &mask, &unused);
+        online_softmax_8cols<false>(s + c0, rows, lds, m + c0, l + c0, corr + c0, mask);
+    }
+}
+
+template <bool FULL>
+__attribute__((target("avx2,fma"))) static void exp_sub_8cols(float* s, Index rows, Index lds, const float* shift,
+                                                              __m256i mask) {
+    const __m256 sh = load8<FULL>(shift, mask);
+    for (Index r = 0; r < rows; ++r) store8<FULL>(s + r * lds, mask, exp256(_mm256_sub_ps(load8<FULL>(s + r * lds, mask), sh)));
+}
+
+__attribute__((target("avx2,fma"))) static void exp_sub_cols_avx2(float* s, Index rows, Index cols, Index lds,
+                                                                  const float* shift) {
+    __m256i mask, unused;
+    Index c0 = 0;
+    for (; c0 + 8 <= cols; c0 += 8) exp_sub_8cols<true>(s + c0, rows, lds, shift + c0, mask);
+    if (c0 < cols) {
+        tail_masks(cols - c0, &mask, &unused);
+        exp_sub_8cols<false>(s + c0, rows, lds, shift + c0, mask);
+    }
+}
+
 // ---------------------------------------------------------------- dispatch
 static bool use_avx2() { return current_isa() != Isa::Scalar; }
 
@@ -154,6 +346,23 @@ float max(const float* x, Index n) {
 
 float exp_shift_sum(const float* x, float shift, float* y, Index n) {
     return use_avx2() ? exp_shift_sum_avx2(x, shift, y, n) : exp_shift_sum_scalar(x, shift, y, n);
+}
+
+void gemm_tile(Index m, Index n, Index k, const float* a, Index rsa, Index csa, const float* b, Index ldb, float* c,
+               Index ldc, bool accumulate) {
+    if (m <= 0 || n <= 0) return;
+    if (use_avx2()) return gemm_tile_avx2(m, n, k, a, rsa, csa, b, ldb, c, ldc, accumulate);
+    gemm_tile_scalar(m, n, k, a, rsa, csa, b, ldb, c, ldc, accumulate);
+}
+
+void online_softmax_cols(float* s, Index rows, Index cols, Index lds, float* m, float* l, float* corr) {
+    if (use_avx2()) return online_softmax_cols_avx2(s, rows, cols, lds, m, l, corr);
+    online_softmax_cols_scalar(s, rows, cols, lds, m, l, corr);
+}
+
+void exp_sub_cols(float* s, Index rows, Index cols, Index lds, const float* shift) {
+    if (use_avx2()) return exp_sub_cols_avx2(s, rows, cols, lds, shift);
+    exp_sub_cols_scalar(s, rows, cols, lds, shift);
 }
 
 }  // namespace minitx::simd

@@ -15,4 +15,18 @@ float max(const float* x, Index n);                         // -inf for n == 0
 // inputs below -87.3 give exactly 0 (so -inf scores vanish), never NaN from -inf.
 float exp_shift_sum(const float* x, float shift, float* y, Index n);
 
+// ---- tile helpers for flash attention (csrc/attention/)
+// C (m×n) = [C +] A (m×k) · B (k×n): a register-tiled micro-kernel (AVX2: 6 rows × 16 columns held in
+// 12 ymm accumulators, one broadcast of A and two loads of B per step). A is read through strides,
+// element (i, p) at a[i*rsa + p*csa], so a transposed tile (rsa = 1) needs no copy; B and C are row-major.
+void gemm_tile(Index m, Index n, Index k, const float* a, Index rsa, Index csa, const float* b, Index ldb, float* c,
+               Index ldc, bool accumulate);
+// Online softmax down the columns of a score tile s (rows × cols, row stride lds), one column per query:
+//   m_new = max(m, max_r s[r][c]),  corr[c] = exp(m - m_new),  s[r][c] = exp(s[r][c] - m_new),
+//   l[c] = l[c]·corr[c] + Σ_r s[r][c],  m[c] = m_new.   A column that has seen only -inf keeps m = -inf,
+//   l = 0 and s = 0 (never NaN).
+void online_softmax_cols(float* s, Index rows, Index cols, Index lds, float* m, float* l, float* corr);
+// s[r][c] = exp(s[r][c] - shift[c]); shift = +inf gives 0.
+void exp_sub_cols(float* s, Index rows, Index cols, Index lds, const float* shift);
+
 }  // namespace minitx::simd

@@ -45,10 +45,12 @@ from minitx._C import (  # noqa: F401
 )
 
 _cffi = None
+_F32 = np.dtype(np.float32)
 
 
 def _cffi_lib():
-    """(ffi, lib) for the C ABI entry point ``minitx_matmul_f32`` exported by the same shared object."""
+    """(ffi, matmul entry, float[] ctype) for the C ABI entry point ``minitx_matmul_f32`` exported by the same
+    shared object."""
     global _cffi
     if _cffi is None:
         import cffi
@@ -57,22 +59,36 @@ def _cffi_lib():
 
         ffi = cffi.FFI()
         ffi.cdef("int minitx_matmul_f32(const float *a, const float *b, float *c, int64_t m, int64_t k, int64_t n);")
-        _cffi = (ffi, ffi.dlopen(_C.__file__))
+        lib = ffi.dlopen(_C.__file__)
+        _cffi = (ffi, lib.minitx_matmul_f32, ffi.typeof("float[]"))
     return _cffi
 
 
+def _cffi_ok(x):
+    """True for a 2-D C-contiguous float32 ndarray (the identity test on the dtype is the fast path)."""
+    return (type(x) is np.ndarray or isinstance(x, np.ndarray)) and x.ndim == 2 and x.flags.c_contiguous and (
+        x.dtype is _F32 or x.dtype == _F32)
+
+
 def matmul_cffi(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """C = A B for 2-D float32 C-contiguous a (M, K), b (K, N) through cffi (the default rung)."""
-    ffi, lib = _cffi_lib()
-    for name, x in (("a", a), ("b", b)):
-        if not isinstance(x, np.ndarray) or x.dtype != np.float32 or x.ndim != 2 or not x.flags.c_contiguous:
-            raise ValueError(f"matmul_cffi: {name} must be a 2-D C-contiguous float32 ndarray, got "
-                             f"{getattr(x, 'dtype', type(x))} {getattr(x, 'shape', '')}")
-    if a.shape[1] != b.shape[0]:
+    """C = A B for 2-D float32 C-contiguous a (M, K), b (K, N) through cffi (the default rung).
+
+    Per-call cost is dominated by Python, not C: each ``ffi.from_buffer`` (a pointer into the array, no copy;
+    it keeps the array alive while the cdata lives) is ~0.2-0.5 µs, and ``np.empty`` about as much. It is
+    still faster than ``a.ctypes.data`` (which builds a ctypes object, ~1-3 µs). See
+    benchmarks/bench_binding_overhead.py."""
+    ffi, fn, floats = _cffi or _cffi_lib()
+    if not (_cffi_ok(a) and _cffi_ok(b)):
+        for name, x in (("a", a), ("b", b)):
+            if not (isinstance(x, np.ndarray) and _cffi_ok(x)):
+                raise ValueError(f"matmul_cffi: {name} must be a 2-D C-contiguous float32 ndarray, got "
+                                 f"{getattr(x, 'dtype', type(x))} {getattr(x, 'shape', '')}")
+    m, k = a.shape
+    k2, n = b.shape
+    if k != k2:
         raise ValueError(f"matmul_cffi: inner dimensions differ: a is {a.shape}, b is {b.shape}")
-    c = np.empty((a.shape[0], b.shape[1]), np.float32)
-    lib.minitx_matmul_f32(ffi.from_buffer("float[]", a), ffi.from_buffer("float[]", b), ffi.from_buffer("float[]", c),
-                          a.shape[0], a.shape[1], b.shape[1])
+    c = np.empty((m, n), _F32)
+    fn(ffi.from_buffer(floats, a), ffi.from_buffer(floats, b), ffi.from_buffer(floats, c), m, k, n)
     return c
 
 

@@ -34,6 +34,36 @@ struct AttnShape {
     }
 };
 
+// Tiles: a block of kBlockQ queries meets a tile of kBlockK keys; scores are held transposed, st[key][query]
+// (kBlockK × kBlockQ floats, 16 KiB, L1-resident), so per-query softmax statistics are vectors across a row.
+inline constexpr Index kBlockQ = 64;
+inline constexpr Index kBlockK = 64;
+
+// dst[d][c] = alpha · src[c][d] for a block of nq rows of width d (dst row stride kBlockQ).
+inline void pack_transposed(const float* src, Index nq, Index width, float alpha, float* dst) {
+    for (Index c = 0; c < nq; ++c)
+        for (Index d = 0; d < width; ++d) dst[d * kBlockQ + c] = alpha * src[c * width + d];
+}
+
+// Causal limit and mask on a transposed score tile st[r][c] (key j0 + r, query i0 + c): keys past the
+// causal limit become -inf, the mask's bias is added to the rest. Only called for tiles that need it.
+inline void mask_tile(const AttnShape& s, const AttnMask& mask, Index b, Index h, Index i0, Index nq, Index j0,
+                      Index nk, float* st) {
+    for (Index c = 0; c < nq; ++c) {
+        const Index visible = s.keys_visible(i0 + c), row = mask.row(b, h, i0 + c);
+        for (Index r = 0; r < nk; ++r) {
+            float& x = st[r * kBlockQ + c];
+            if (j0 + r >= visible) x = -INFINITY;
+            else if (mask.any()) x += mask.bias(row, j0 + r);
+        }
+    }
+}
+
+// Does the tile (queries [i0, i0+nq), keys [j0, j0+nk)) need mask_tile? (a mask, or the causal edge crosses it)
+inline bool tile_needs_mask(const AttnShape& s, const AttnMask& mask, Index i0, Index j0, Index nk) {
+    return mask.any() || j0 + nk > s.keys_visible(i0);
+}
+
 void flash_attention_forward(const AttnShape& s, const float* q, const float* k, const float* v, const AttnMask& mask,
                              float* out, float* lse);
 void flash_attention_backward(const AttnShape& s, const float* dout, const float* q, const float* k, const float* v,

@@ -1,11 +1,14 @@
 // Flash attention forward: out = softmax(q kᵀ · scale + bias) v without forming the Lq×Lk matrix.
-// For each query row, K/V are streamed in tiles of kTile keys with an online softmax: a running max m,
-// running sum l and unnormalised accumulator acc are rescaled by exp(m_old - m_new) whenever a tile
-// raises the max (Milakov & Gimelshein, 2018; Dao et al., 2022, Alg. 1). The only extra memory is one
-// tile of scores; the output is acc / l and lse = m + log l is kept for the backward pass.
-// A row that sees no key (all -inf) gets out = 0 and lse = -inf, never NaN. Rows are independent, so
-// blocks of rows are spread over threads. Causal rows stop at their last visible key.
-// Measured: see benchmarks/results/attention.json.
+// A block of kBlockQ queries streams K/V in tiles of kBlockK keys with an online softmax: a running max
+// m, running sum l and unnormalised accumulator acc per query, rescaled by exp(m_old - m_new) whenever a
+// tile raises the max (Milakov & Gimelshein, 2018; Dao et al., 2022, Alg. 1; FlashAttention-2 loop order).
+// Each tile is two small matrix products on the register-tiled simd::gemm_tile micro-kernel:
+//   Sᵀ = K_tile · (scale·Q_blk)ᵀ   (kBlockK × kBlockQ),   acc += P · V_tile   (P read transposed, no copy)
+// The only extra memory is one score tile; out = acc / l and lse = m + log l are kept for the backward.
+// A row that sees no key (all -inf) gets out = 0 and lse = -inf, never NaN. (batch, head, query block)
+// triples are spread over threads; causal blocks stop at their last visible key.
+// Measured (1,8,L,64), 2 threads, AVX2, shared 2-core machine: see the table in benchmarks/bench_attention.py
+// and benchmarks/results/attention.json.
 // Reference: minitx/backends/numpy_ref.py::attention_forward
 #include <algorithm>
 #include <vector>
@@ -15,58 +18,43 @@
 
 namespace minitx {
 
-static constexpr Index kTile = 64;
-static constexpr Index kRowsPerTask = 16;
-
-static void forward_row(const AttnShape& s, const float* qi, const float* kh, const float* vh, const AttnMask& mask,
-                        Index mask_row, Index n_keys, float* scores, float* acc, float* out_i, float* lse_i) {
-    float m = -INFINITY, l = 0.f;
-    std::fill(acc, acc + s.Dv, 0.f);
-    for (Index j0 = 0; j0 < n_keys; j0 += kTile) {
-        const Index n = std::min(kTile, n_keys - j0);
-        for (Index t = 0; t < n; ++t) {
-            float sc = simd::dot(qi, kh + (j0 + t) * s.D, s.D) * s.scale;
-            if (mask.any()) sc += mask.bias(mask_row, j0 + t);
-            scores[t] = sc;
-        }
-        const float tile_max = simd::max(scores, n);
-        if (tile_max == -INFINITY) continue;  // every key of this tile is masked
-        const float m_new = std::max(m, tile_max);
-        const float correction = m == -INFINITY ? 0.f : std::exp(m - m_new);
-        if (correction != 1.f) {
-            l *= correction;
-            simd::scale(acc, correction, s.Dv);
-        }
-        l += simd::exp_shift_sum(scores, -m_new, scores, n);  // scores -> p = exp(score - m_new)
-        for (Index t = 0; t < n; ++t)
-            if (scores[t] != 0.f) simd::axpy(acc, scores[t], vh + (j0 + t) * s.Dv, s.Dv);
-        m = m_new;
+// One block of nq queries [i0, i0 + nq) of head (b, h) against all the keys it may see.
+static void forward_block(const AttnShape& s, const float* qh, const float* kh, const float* vh, const AttnMask& mask,
+                          Index b, Index h, Index i0, Index nq, float* outh, float* lseh) {
+    std::vector<float> qt(s.D * kBlockQ), st(kBlockK * kBlockQ), acc(kBlockQ * s.Dv, 0.f);
+    std::vector<float> m(kBlockQ, -INFINITY), l(kBlockQ, 0.f), corr(kBlockQ);
+    pack_transposed(qh + i0 * s.D, nq, s.D, s.scale, qt.data());
+    const Index n_keys = s.keys_visible(i0 + nq - 1);  // the last query of the block sees the most keys
+    for (Index j0 = 0; j0 < n_keys; j0 += kBlockK) {
+        const Index nk = std::min(kBlockK, n_keys - j0);
+        simd::gemm_tile(nk, nq, s.D, kh + j0 * s.D, s.D, 1, qt.data(), kBlockQ, st.data(), kBlockQ, false);
+        if (tile_needs_mask(s, mask, i0, j0, nk)) mask_tile(s, mask, b, h, i0, nq, j0, nk, st.data());
+        simd::online_softmax_cols(st.data(), nk, nq, kBlockQ, m.data(), l.data(), corr.data());
+        for (Index c = 0; c < nq; ++c)
+            if (corr[c] != 1.f) simd::scale(acc.data() + c * s.Dv, corr[c], s.Dv);
+        simd::gemm_tile(nq, s.Dv, nk, st.data(), 1, kBlockQ, vh + j0 * s.Dv, s.Dv, acc.data(), s.Dv, true);
     }
-    if (l == 0.f) {
-        std::fill(out_i, out_i + s.Dv, 0.f);
-        *lse_i = -INFINITY;
-        return;
+    for (Index c = 0; c < nq; ++c) {
+        float* out_i = outh + (i0 + c) * s.Dv;
+        if (l[c] == 0.f) {
+            std::fill(out_i, out_i + s.Dv, 0.f);
+            lseh[i0 + c] = -INFINITY;
+            continue;
+        }
+        const float inv = 1.f / l[c];
+        for (Index d = 0; d < s.Dv; ++d) out_i[d] = acc[c * s.Dv + d] * inv;
+        lseh[i0 + c] = m[c] + std::log(l[c]);
     }
-    const float inv = 1.f / l;
-    for (Index d = 0; d < s.Dv; ++d) out_i[d] = acc[d] * inv;
-    *lse_i = m + std::log(l);
 }
 
 void flash_attention_forward(const AttnShape& s, const float* q, const float* k, const float* v, const AttnMask& mask,
                              float* out, float* lse) {
-    const Index row_blocks = (s.Lq + kRowsPerTask - 1) / kRowsPerTask;
+    const Index q_blocks = (s.Lq + kBlockQ - 1) / kBlockQ;
     const double work = double(s.B) * s.H * s.Lq * s.Lk * (s.D + s.Dv);
-    parallel_for(s.B * s.H * row_blocks, [&](Index task) {
-        const Index bh = task / row_blocks, i0 = (task % row_blocks) * kRowsPerTask;
-        const Index b = bh / s.H, h = bh % s.H;
-        const float* kh = k + bh * s.Lk * s.D;
-        const float* vh = v + bh * s.Lk * s.Dv;
-        std::vector<float> scores(kTile), acc(s.Dv);
-        for (Index i = i0; i < std::min(s.Lq, i0 + kRowsPerTask); ++i) {
-            const Index row = bh * s.Lq + i;
-            forward_row(s, q + row * s.D, kh, vh, mask, mask.row(b, h, i), s.keys_visible(i), scores.data(),
-                        acc.data(), out + row * s.Dv, lse + row);
-        }
+    parallel_for(s.B * s.H * q_blocks, [&](Index task) {
+        const Index bh = task / q_blocks, i0 = (task % q_blocks) * kBlockQ;
+        forward_block(s, q + bh * s.Lq * s.D, k + bh * s.Lk * s.D, v + bh * s.Lk * s.Dv, mask, bh / s.H, bh % s.H, i0,
+                      std::min(kBlockQ, s.Lq - i0), out + bh * s.Lq * s.Dv, lse + bh * s.Lq);
     }, work < 1e6 ? 1 : 0);
 }
 

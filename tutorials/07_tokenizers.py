@@ -83,6 +83,14 @@ assert wordpiece.decode(wordpiece(text)["input_ids"], skip_special_tokens=True) 
 assert enc["input_ids"][0] == wordpiece.vocab["[CLS]"] and enc["input_ids"].count(wordpiece.vocab["[SEP]"]) == 2
 
 # %% [markdown]
+# A side effect of the likelihood score: a pair of *frequent* symbols scores low (its denominator is large), so
+# on a small vocabulary even "the" can stay split (`th ##e`) while rare letter pairs get merged. BPE's count
+# score merges it at once. With BERT's 30 522 tokens this no longer matters.
+
+# %%
+print("WordPiece:", wordpiece.tokenize("the string"), "  is 'the' one token?", "the" in wordpiece.vocab)
+
+# %% [markdown]
 # ## 3. Train byte-level BPE (GPT-2's tokenizer)
 #
 # Text is first mapped to **bytes**, each byte to a printable symbol (a space becomes `Ġ`), so the base

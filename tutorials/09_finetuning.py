@@ -49,7 +49,7 @@ train_docs, eval_docs = split_documents(documents, 0.1, seed=0)
 train_examples = shuffled_sentence_task([s for d in train_docs for s in d], seed=0)
 eval_examples = shuffled_sentence_task([s for d in eval_docs for s in d], seed=1)
 if QUICK:
-    eval_examples = eval_examples[:128]
+    eval_examples = eval_examples[:64]
 for example in train_examples[:4]:
     print(example["label"], example["text_a"][:90])
 print(f"{len(train_examples)} training, {len(eval_examples)} held-out examples")
@@ -65,7 +65,7 @@ print(f"{len(train_examples)} training, {len(eval_examples)} held-out examples")
 work = tempfile.TemporaryDirectory()
 pretrained = pretrain_bert(documents, os.path.join(work.name, "bert"), BertPretrainingSettings(
     vocab_size=500 if QUICK else 2000, hidden_size=32 if QUICK else 96, num_hidden_layers=1 if QUICK else 2,
-    num_attention_heads=2 if QUICK else 4, intermediate_size=64 if QUICK else 192, max_steps=20 if QUICK else 300,
+    num_attention_heads=2 if QUICK else 4, intermediate_size=64 if QUICK else 192, max_steps=10 if QUICK else 300,
     batch_size=16 if QUICK else 32, dupe_factor=1), disable_tqdm=True)
 
 classifier = load_classifier(pretrained["model_dir"], num_labels=2)
@@ -74,7 +74,7 @@ for (name, ours), (_, theirs) in zip(classifier.bert.state_dict().items(), encod
     assert np.array_equal(ours, theirs), name          # the encoder is the pretrained one, bit for bit
 print("classifier head:", classifier.classifier)
 
-settings = FinetuneSettings(max_steps=20 if QUICK else -1, num_train_epochs=3, batch_size=16 if QUICK else 32,
+settings = FinetuneSettings(max_steps=10 if QUICK else -1, num_train_epochs=3, batch_size=16 if QUICK else 32,
                             max_length=48)
 result = finetune(pretrained["model_dir"], train_examples, eval_examples, os.path.join(work.name, "finetune"),
                   settings=settings, disable_tqdm=True)

@@ -1,5 +1,6 @@
 // Vector helpers (see simd.h): an AVX2+FMA body and a scalar body for each.
 #include "simd.h"
+#include "simd_avx2.h"
 
 #include <immintrin.h>
 
@@ -80,14 +81,6 @@ static void exp_sub_cols_scalar(float* s, Index rows, Index cols, Index lds, con
 }
 
 // ---------------------------------------------------------------- AVX2 + FMA bodies
-__attribute__((target("avx2,fma"))) static inline float hsum256(__m256 v) {
-    __m128 lo = _mm256_castps256_ps128(v), hi = _mm256_extractf128_ps(v, 1);
-    lo = _mm_add_ps(lo, hi);
-    lo = _mm_add_ps(lo, _mm_movehl_ps(lo, lo));
-    lo = _mm_add_ss(lo, _mm_shuffle_ps(lo, lo, 1));
-    return _mm_cvtss_f32(lo);
-}
-
 __attribute__((target("avx2,fma"))) static float dot_avx2(const float* a, const float* b, Index n) {
     __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
     Index i = 0;
@@ -106,6 +99,13 @@ __attribute__((target("avx2,fma"))) static void axpy_avx2(float* y, float alpha,
     Index i = 0;
     for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_fmadd_ps(va, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
     for (; i < n; ++i) y[i] += alpha * x[i];
+}
+
+__attribute__((target("avx2,fma"))) static void scale_avx2(float* y, float alpha, Index n) {
+    const __m256 va = _mm256_set1_ps(alpha);
+    Index i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_mul_ps(va, _mm256_loadu_ps(y + i)));
+    for (; i < n; ++i) y[i] *= alpha;
 }
 
 __attribute__((target("avx2,fma"))) static float sum_avx2(const float* x, Index n) {
@@ -129,28 +129,6 @@ __attribute__((target("avx2,fma"))) static float max_avx2(const float* x, Index 
     return m;
 }
 
-// exp(x) = 2^k · exp(r), k = round(x / ln 2), r = x - k ln 2 (ln 2 split in two for accuracy),
-// exp(r) by the Cephes expf polynomial on |r| <= ln2/2.
-__attribute__((target("avx2,fma"))) static inline __m256 exp256(__m256 x) {
-    const __m256 underflow = _mm256_cmp_ps(x, _mm256_set1_ps(-87.3365f), _CMP_LT_OQ);
-    x = _mm256_min_ps(x, _mm256_set1_ps(88.3762626647949f));
-    x = _mm256_max_ps(x, _mm256_set1_ps(-87.3365f));
-    __m256 k = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
-                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m256 r = _mm256_fnmadd_ps(k, _mm256_set1_ps(0.693359375f), x);
-    r = _mm256_fnmadd_ps(k, _mm256_set1_ps(-2.12194440e-4f), r);
-    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
-    p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.f)));
-    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(k), _mm256_set1_epi32(127)), 23);
-    __m256 y = _mm256_mul_ps(p, _mm256_castsi256_ps(e));
-    return _mm256_andnot_ps(underflow, y);
-}
-
 __attribute__((target("avx2,fma"))) static float exp_shift_sum_avx2(const float* x, float shift, float* y, Index n) {
     const __m256 vs = _mm256_set1_ps(shift);
     __m256 acc = _mm256_setzero_ps();
@@ -168,13 +146,6 @@ __attribute__((target("avx2,fma"))) static float exp_shift_sum_avx2(const float*
         for (int l = 0; i + l < n; ++l) { y[i + l] = buf[l]; s += buf[l]; }
     }
     return s;
-}
-
-// Lanes [0, n) of a 16-wide row as two 8-lane masks (for the last, partial column block).
-__attribute__((target("avx2,fma"))) static inline void tail_masks(Index n, __m256i* m0, __m256i* m1) {
-    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-    *m0 = _mm256_cmpgt_epi32(_mm256_set1_epi32(int(n)), lane);
-    *m1 = _mm256_cmpgt_epi32(_mm256_set1_epi32(int(n) - 8), lane);
 }
 
 // One MR×16 block of C: MR rows of A broadcast against two 8-wide vectors of B per step p.
@@ -332,7 +303,8 @@ void axpy(float* y, float alpha, const float* x, Index n) {
 }
 
 void scale(float* y, float alpha, Index n) {
-    for (Index i = 0; i < n; ++i) y[i] *= alpha;  // auto-vectorised (no reduction)
+    if (use_avx2()) return scale_avx2(y, alpha, n);
+    for (Index i = 0; i < n; ++i) y[i] *= alpha;
 }
 
 float sum(const float* x, Index n) { return use_avx2() ? sum_avx2(x, n) : sum_scalar(x, n); }

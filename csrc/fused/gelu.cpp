@@ -2,15 +2,20 @@
 //   erf form:  y = x Φ(x) = x (1 + erf(x/√2)) / 2,      dy/dx = Φ(x) + x φ(x),  φ(x) = exp(-x²/2)/√(2π)
 //   tanh form: y = x (1 + tanh(u)) / 2, u = √(2/π)(x + 0.044715 x³)   (GPT-2's "gelu_new")
 //              dy/dx = (1 + th)/2 + x (1 - th²) √(2/π)(1 + 3·0.044715 x²) / 2
-// Both are written with exp only, so the vectorised simd::exp_shift_sum does the expensive part:
+// Both are written with exp only:
 //   tanh(u) = 1 - 2 / (exp(2u) + 1);   erf(z) = sign(z)(1 - erfc|z|) with the Numerical Recipes
 //   erfc(z) ≈ t exp(-z² + P(t)), t = 1/(1 + z/2) (fractional error < 1.2e-7; same as numpy_ref.erf).
-// The array is processed in chunks of kChunk elements held in small stack buffers.
+// AVX2 body: 8 elements at a time, the whole formula in registers (one read of x, one write of y) with
+// the polynomial exp of simd_avx2.h. Scalar body: chunks of kChunk elements through simd::exp_shift_sum.
+// Large arrays are split over threads (for_rows).
+// Measured (2 threads, AVX2, shared 2-core machine): see benchmarks/results/fused.json.
 // Reference: minitx/backends/numpy_ref.py::gelu_forward / gelu_backward
+#include <algorithm>
 #include <cmath>
 
 #include "fused/fused.h"
 #include "simd.h"
+#include "simd_avx2.h"
 
 namespace minitx {
 
@@ -20,6 +25,7 @@ static constexpr float kInvSqrt2Pi = 0.3989422804014327f;
 static constexpr float kCubic = 0.044715f;
 static constexpr Index kChunk = 256;
 
+// ---------------------------------------------------------------- scalar body
 // For a chunk, with th = tanh(√(2/π)(x + 0.044715 x³)) and e = exp(2u):
 //   plus[i] = 1 + th = 2e / (e + 1),  minus[i] = 1 - th = 2 / (e + 1)
 // (no cancellation where th is near ±1, i.e. where GELU's output is tiny).
@@ -50,44 +56,100 @@ static void normal_cdf(const float* x, float* cdf, float* t, Index n) {
     }
 }
 
-void gelu_forward(const float* x, float* y, Index size, GeluForm form) {
-    for_rows(size, 1, [&](Index i0, Index i1) {
-        float a[kChunk], t[kChunk];
-        for (Index c = i0; c < i1; c += kChunk) {
-            const Index n = std::min(kChunk, i1 - c);
-            const float* xc = x + c;
-            if (form == GeluForm::Tanh) {
-                tanh_inner(xc, a, t, n);
-                for (Index i = 0; i < n; ++i) y[c + i] = 0.5f * xc[i] * a[i];
-            } else {
-                normal_cdf(xc, a, t, n);
-                for (Index i = 0; i < n; ++i) y[c + i] = xc[i] * a[i];
+static void gelu_scalar(const float* dy, const float* x, float* out, Index size, GeluForm form) {
+    float a[kChunk], t[kChunk];
+    for (Index c = 0; c < size; c += kChunk) {
+        const Index n = std::min(kChunk, size - c);
+        const float* xc = x + c;
+        if (form == GeluForm::Tanh) {
+            tanh_inner(xc, a, t, n);
+            for (Index i = 0; i < n; ++i) {
+                const float xi = xc[i];
+                out[c + i] = dy ? dy[c + i] * (0.5f * a[i] + 0.5f * xi * (a[i] * t[i]) * kSqrt2OverPi *
+                                                                 (1.f + 3.f * kCubic * xi * xi))
+                                : 0.5f * xi * a[i];
             }
+        } else {
+            normal_cdf(xc, a, t, n);
+            if (!dy) {
+                for (Index i = 0; i < n; ++i) out[c + i] = xc[i] * a[i];
+                continue;
+            }
+            for (Index i = 0; i < n; ++i) t[i] = -0.5f * xc[i] * xc[i];
+            simd::exp_shift_sum(t, 0.f, t, n);  // exp(-x²/2)
+            for (Index i = 0; i < n; ++i) out[c + i] = dy[c + i] * (a[i] + xc[i] * kInvSqrt2Pi * t[i]);
         }
+    }
+}
+
+// ---------------------------------------------------------------- AVX2 body
+__attribute__((target("avx2,fma"))) static inline __m256 normal_cdf8(__m256 x) {
+    const __m256 z = _mm256_mul_ps(_mm256_andnot_ps(_mm256_set1_ps(-0.f), x), _mm256_set1_ps(kInvSqrt2));
+    const __m256 t = _mm256_div_ps(_mm256_set1_ps(1.f), _mm256_fmadd_ps(_mm256_set1_ps(0.5f), z, _mm256_set1_ps(1.f)));
+    static const float c[] = {-0.82215223f, 1.48851587f, -1.13520398f, 0.27886807f, -0.18628806f,
+                              0.09678418f, 0.37409196f, 1.00002368f};
+    __m256 p = _mm256_set1_ps(0.17087277f);
+    for (float ci : c) p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(ci));
+    // exponent: -z² - 1.26551223 + t·p
+    const __m256 arg = _mm256_fmadd_ps(t, p, _mm256_fnmadd_ps(z, z, _mm256_set1_ps(-1.26551223f)));
+    const __m256 half_erfc = _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(0.5f), t), simd::exp256(arg));
+    const __m256 neg = _mm256_cmp_ps(x, _mm256_setzero_ps(), _CMP_LT_OQ);
+    return _mm256_blendv_ps(_mm256_sub_ps(_mm256_set1_ps(1.f), half_erfc), half_erfc, neg);
+}
+
+// 8 lanes of the forward (dy == nullptr) or the backward.
+__attribute__((target("avx2,fma"))) static inline __m256 gelu8(__m256 x, __m256 dy, bool backward, GeluForm form) {
+    const __m256 half = _mm256_set1_ps(0.5f), one = _mm256_set1_ps(1.f), two = _mm256_set1_ps(2.f);
+    const __m256 x2 = _mm256_mul_ps(x, x);
+    if (form == GeluForm::Tanh) {
+        const __m256 u2 = _mm256_mul_ps(_mm256_set1_ps(2.f * kSqrt2OverPi),
+                                        _mm256_fmadd_ps(_mm256_mul_ps(_mm256_set1_ps(kCubic), x2), x, x));
+        const __m256 e = simd::exp256(u2);  // clamped at exp(88.4): finite
+        const __m256 e1 = _mm256_add_ps(e, one);
+        const __m256 minus = _mm256_div_ps(two, e1);
+        const __m256 plus = _mm256_blendv_ps(_mm256_div_ps(_mm256_mul_ps(two, e), e1), two,
+                                             _mm256_cmp_ps(e, _mm256_set1_ps(1e30f), _CMP_GE_OQ));
+        if (!backward) return _mm256_mul_ps(_mm256_mul_ps(half, x), plus);
+        const __m256 poly = _mm256_fmadd_ps(_mm256_set1_ps(3.f * kCubic), x2, one);
+        const __m256 inner = _mm256_mul_ps(_mm256_mul_ps(_mm256_mul_ps(half, x), _mm256_mul_ps(plus, minus)),
+                                           _mm256_mul_ps(_mm256_set1_ps(kSqrt2OverPi), poly));
+        return _mm256_mul_ps(dy, _mm256_fmadd_ps(half, plus, inner));
+    }
+    const __m256 cdf = normal_cdf8(x);
+    if (!backward) return _mm256_mul_ps(x, cdf);
+    const __m256 pdf = _mm256_mul_ps(_mm256_set1_ps(kInvSqrt2Pi), simd::exp256(_mm256_mul_ps(_mm256_set1_ps(-0.5f), x2)));
+    return _mm256_mul_ps(dy, _mm256_fmadd_ps(x, pdf, cdf));
+}
+
+__attribute__((target("avx2,fma"))) static void gelu_avx2(const float* dy, const float* x, float* out, Index size,
+                                                          GeluForm form) {
+    const bool backward = dy != nullptr;
+    Index i = 0;
+    for (; i + 8 <= size; i += 8)
+        _mm256_storeu_ps(out + i, gelu8(_mm256_loadu_ps(x + i), backward ? _mm256_loadu_ps(dy + i) : _mm256_setzero_ps(),
+                                        backward, form));
+    if (i < size) {  // the tail through a padded buffer, same formula
+        alignas(32) float xb[8] = {0}, db[8] = {0}, ob[8];
+        for (Index l = 0; i + l < size; ++l) {
+            xb[l] = x[i + l];
+            if (backward) db[l] = dy[i + l];
+        }
+        _mm256_store_ps(ob, gelu8(_mm256_load_ps(xb), _mm256_load_ps(db), backward, form));
+        for (Index l = 0; i + l < size; ++l) out[i + l] = ob[l];
+    }
+}
+
+static void gelu(const float* dy, const float* x, float* out, Index size, GeluForm form) {
+    const bool avx2 = current_isa() != Isa::Scalar;
+    for_rows(size, 1, [&](Index i0, Index i1) {
+        const float* dyc = dy ? dy + i0 : nullptr;
+        if (avx2) gelu_avx2(dyc, x + i0, out + i0, i1 - i0, form);
+        else gelu_scalar(dyc, x + i0, out + i0, i1 - i0, form);
     });
 }
 
-void gelu_backward(const float* dy, const float* x, float* dx, Index size, GeluForm form) {
-    for_rows(size, 1, [&](Index i0, Index i1) {
-        float a[kChunk], t[kChunk];
-        for (Index c = i0; c < i1; c += kChunk) {
-            const Index n = std::min(kChunk, i1 - c);
-            const float* xc = x + c;
-            if (form == GeluForm::Tanh) {
-                tanh_inner(xc, a, t, n);
-                for (Index i = 0; i < n; ++i) {
-                    const float xi = xc[i];
-                    dx[c + i] = dy[c + i] * (0.5f * a[i] + 0.5f * xi * (a[i] * t[i]) * kSqrt2OverPi *
-                                                               (1.f + 3.f * kCubic * xi * xi));
-                }
-            } else {
-                normal_cdf(xc, a, t, n);
-                for (Index i = 0; i < n; ++i) t[i] = -0.5f * xc[i] * xc[i];
-                simd::exp_shift_sum(t, 0.f, t, n);  // exp(-x²/2)
-                for (Index i = 0; i < n; ++i) dx[c + i] = dy[c + i] * (a[i] + xc[i] * kInvSqrt2Pi * t[i]);
-            }
-        }
-    });
-}
+void gelu_forward(const float* x, float* y, Index size, GeluForm form) { gelu(nullptr, x, y, size, form); }
+
+void gelu_backward(const float* dy, const float* x, float* dx, Index size, GeluForm form) { gelu(dy, x, dx, size, form); }
 
 }  // namespace minitx

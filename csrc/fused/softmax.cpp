@@ -1,23 +1,47 @@
 // Fused softmax over the last axis, forward and backward, one row at a time.
 //   forward:  y_i = exp(x_i - m) / sum_j exp(x_j - m),  m = max_j x_j   (the max keeps exp finite)
 //   backward: dx = y ∘ (dy - sum_j dy_j y_j)   (the Jacobian diag(y) - y yᵀ applied to dy)
-// Each row is read twice (max, then exp+sum) and written twice; NumPy's version makes ~6 passes.
+// Forward: max, then exp + sum (writing y), then y *= 1/sum; backward: a dot product, then one
+// elementwise pass. A row stays in L1/L2 between passes, so memory sees one read and one write per
+// element; NumPy's version makes ~6 passes over memory. All passes are AVX2 (simd.h) with scalar twins.
+// Measured (2 threads, AVX2, shared 2-core machine): see benchmarks/results/fused.json.
 // Reference: minitx/backends/numpy_ref.py::softmax_forward / softmax_backward
 #include <algorithm>
 
 #include "fused/fused.h"
 #include "simd.h"
+#include "simd_avx2.h"
 
 namespace minitx {
 
-void for_rows(Index rows, Index n, const std::function<void(Index, Index)>& body) {
-    constexpr Index kMinElementsPerTask = 1 << 15;
-    const Index rows_per_task = std::max<Index>(1, kMinElementsPerTask / std::max<Index>(n, 1));
-    const Index tasks = (rows + rows_per_task - 1) / rows_per_task;
-    parallel_for(tasks, [&](Index t) {
-        const Index r0 = t * rows_per_task;
-        body(r0, std::min(rows, r0 + rows_per_task));
+static constexpr Index kMinElementsPerTask = 1 << 15;  // below this a thread costs more than it saves
+
+static Index rows_per_task(Index n) { return std::max<Index>(1, kMinElementsPerTask / std::max<Index>(n, 1)); }
+
+int for_rows_workers(Index rows, Index n) {
+    return parallel_workers((rows + rows_per_task(n) - 1) / rows_per_task(n));
+}
+
+void for_rows_worker(Index rows, Index n, const std::function<void(Index, Index, int)>& body) {
+    const Index per_task = rows_per_task(n), tasks = (rows + per_task - 1) / per_task;
+    parallel_for_worker(tasks, [&](Index t, int worker) {
+        const Index r0 = t * per_task;
+        body(r0, std::min(rows, r0 + per_task), worker);
     });
+}
+
+void for_rows(Index rows, Index n, const std::function<void(Index, Index)>& body) {
+    for_rows_worker(rows, n, [&](Index r0, Index r1, int) { body(r0, r1); });
+}
+
+// dx = y ∘ (dy - dot)
+__attribute__((target("avx2,fma"))) static void softmax_grad_row_avx2(const float* dy, const float* y, float dot,
+                                                                      float* dx, Index n) {
+    const __m256 vd = _mm256_set1_ps(dot);
+    Index i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(dx + i, _mm256_mul_ps(_mm256_loadu_ps(y + i), _mm256_sub_ps(_mm256_loadu_ps(dy + i), vd)));
+    for (; i < n; ++i) dx[i] = y[i] * (dy[i] - dot);
 }
 
 void softmax_forward(const float* x, float* y, Index rows, Index n) {
@@ -33,12 +57,16 @@ void softmax_forward(const float* x, float* y, Index rows, Index n) {
 }
 
 void softmax_backward(const float* dy, const float* y, float* dx, Index rows, Index n) {
+    const bool avx2 = current_isa() != Isa::Scalar;
     for_rows(rows, n, [&](Index r0, Index r1) {
         for (Index r = r0; r < r1; ++r) {
-            const float* g = dy + r * n;
-            const float* yr = y + r * n;
+            const float *g = dy + r * n, *yr = y + r * n;
             float* out = dx + r * n;
             const float dot = simd::dot(g, yr, n);
+            if (avx2) {
+                softmax_grad_row_avx2(g, yr, dot, out, n);
+                continue;
+            }
             for (Index i = 0; i < n; ++i) out[i] = yr[i] * (g[i] - dot);
         }
     });

@@ -1,0 +1,48 @@
+// AVX2+FMA building blocks shared by the vector bodies in simd.cpp and csrc/fused/: each is an inline
+// function compiled for "avx2,fma" only (per-function target attribute, no -march), so it may be called
+// only from functions with the same target, after the run-time check current_isa() != Isa::Scalar.
+#pragma once
+#include <immintrin.h>
+
+#include <cmath>
+
+namespace minitx::simd {
+
+__attribute__((target("avx2,fma"))) inline float hsum256(__m256 v) {
+    __m128 lo = _mm256_castps256_ps128(v), hi = _mm256_extractf128_ps(v, 1);
+    lo = _mm_add_ps(lo, hi);
+    lo = _mm_add_ps(lo, _mm_movehl_ps(lo, lo));
+    lo = _mm_add_ss(lo, _mm_shuffle_ps(lo, lo, 1));
+    return _mm_cvtss_f32(lo);
+}
+
+// exp(x) = 2^k · exp(r), k = round(x / ln 2), r = x - k ln 2 (ln 2 split in two for accuracy),
+// exp(r) by the Cephes expf polynomial on |r| <= ln2/2.
+__attribute__((target("avx2,fma"))) inline __m256 exp256(__m256 x) {
+    const __m256 underflow = _mm256_cmp_ps(x, _mm256_set1_ps(-87.3365f), _CMP_LT_OQ);
+    x = _mm256_min_ps(x, _mm256_set1_ps(88.3762626647949f));
+    x = _mm256_max_ps(x, _mm256_set1_ps(-87.3365f));
+    __m256 k = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(k, _mm256_set1_ps(0.693359375f), x);
+    r = _mm256_fnmadd_ps(k, _mm256_set1_ps(-2.12194440e-4f), r);
+    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+    p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.f)));
+    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(k), _mm256_set1_epi32(127)), 23);
+    __m256 y = _mm256_mul_ps(p, _mm256_castsi256_ps(e));
+    return _mm256_andnot_ps(underflow, y);
+}
+
+// Lanes [0, n) of a 16-wide row as two 8-lane masks (for the last, partial column block).
+__attribute__((target("avx2,fma"))) inline void tail_masks(long n, __m256i* m0, __m256i* m1) {
+    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    *m0 = _mm256_cmpgt_epi32(_mm256_set1_epi32(int(n)), lane);
+    *m1 = _mm256_cmpgt_epi32(_mm256_set1_epi32(int(n) - 8), lane);
+}
+
+}  // namespace minitx::simd

@@ -86,7 +86,7 @@ def finetune(model_dir: str, train_examples: list, eval_examples: list, output_d
     args = TrainingArguments(output_dir=output_dir, num_train_epochs=s.num_train_epochs, max_steps=s.max_steps,
                              per_device_train_batch_size=s.batch_size, per_device_eval_batch_size=64,
                              learning_rate=s.learning_rate, weight_decay=0.01, warmup_ratio=s.warmup_ratio,
-                             logging_steps=10, seed=s.seed, disable_tqdm=disable_tqdm)
+                             logging_steps=10, seed=s.seed, disable_tqdm=disable_tqdm, plot=False)
 
     def compute_metrics(prediction):
         logits = prediction.predictions
@@ -97,6 +97,7 @@ def finetune(model_dir: str, train_examples: list, eval_examples: list, output_d
                       data_collator=None)
     trainer.train()
     metrics = trainer.evaluate()
+    trainer.plot_curves()  # after the last evaluation, so its point is on the plot
     model.save_pretrained(os.path.join(output_dir, "model"))
     tokenizer.save_pretrained(os.path.join(output_dir, "model"))
     labels = np.array([ex["label"] for ex in eval_examples])

@@ -109,13 +109,14 @@ def pretrain_bert(documents: list, output_dir: str, settings: BertPretrainingSet
     args = TrainingArguments(output_dir=output_dir, max_steps=s.max_steps, per_device_train_batch_size=s.batch_size,
                              per_device_eval_batch_size=64, learning_rate=s.learning_rate, weight_decay=0.01,
                              warmup_ratio=s.warmup_ratio, logging_steps=max(1, s.max_steps // 20), seed=s.seed,
-                             disable_tqdm=disable_tqdm)
+                             disable_tqdm=disable_tqdm, plot=False)
     trainer = Trainer(model, args, train_dataset=train_set, eval_dataset=eval_set,
                       data_collator=None, compute_metrics=mlm_nsp_metrics,
                       preprocess_logits_for_metrics=mlm_nsp_predictions)
     before = trainer.evaluate()
     trainer.train()
     after = trainer.evaluate()
+    trainer.plot_curves()  # train loss, and eval losses before and after training
     model_dir = os.path.join(output_dir, "model")
     model.save_pretrained(model_dir)
     tokenizer.save_pretrained(model_dir)

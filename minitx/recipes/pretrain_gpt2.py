@@ -62,12 +62,13 @@ def pretrain_gpt2(documents: list, output_dir: str, settings: GPT2PretrainingSet
     args = TrainingArguments(output_dir=output_dir, max_steps=s.max_steps, per_device_train_batch_size=s.batch_size,
                              per_device_eval_batch_size=32, learning_rate=s.learning_rate, weight_decay=0.01,
                              warmup_ratio=s.warmup_ratio, logging_steps=max(1, s.max_steps // 20), seed=s.seed,
-                             disable_tqdm=disable_tqdm)
+                             disable_tqdm=disable_tqdm, plot=False)
     trainer = Trainer(model, args, train_dataset=train_set, eval_dataset=eval_set,
                       preprocess_logits_for_metrics=lambda logits, batch: np.zeros(len(logits)))
     before = trainer.evaluate()["eval_loss"]
     trainer.train()
     after = trainer.evaluate()["eval_loss"]
+    trainer.plot_curves()
     model_dir = os.path.join(output_dir, "model")
     model.save_pretrained(model_dir)
     tokenizer.save_pretrained(model_dir)

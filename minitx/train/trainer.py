@@ -117,7 +117,7 @@ class Trainer:
         total = self.total_steps()
         self.create_optimizer_and_scheduler(total)
         minitx.manual_seed(a.seed)
-        self.global_step, self.log_history = 0, []
+        self.global_step = 0
         if resume_from_checkpoint:
             self._resume(resume_from_checkpoint)
         self.model.train()

@@ -404,6 +404,7 @@ class GenerationMixin:
             running_origin = np.take_along_axis(cand_origin, keep[:, :, None], axis=1)
 
             # f. finished candidates among the top num_beams enter the finished set if they beat it
+            # BEGIN SOLUTION hint="beam scorer: a candidate that hit EOS/max_length and ranks in the top num_beams gets score cand_scores / (cur_len + 1 - prompt_len) ** length_penalty (NEG_LARGE if its row is full with early_stopping=True, or ~can_improve); merge with finished_scores and keep the num_beams best: update finished, finished_scores, finished_origin, is_finished"
             just_finished = hits_stop & top_num_beam_mask[None, :]
             final_scores = cand_scores / np.float32((cur_len + 1 - prompt_len) ** length_penalty)
             row_is_full = np.all(is_finished, axis=-1, keepdims=True) & (early_stopping is True)
@@ -417,6 +418,7 @@ class GenerationMixin:
             finished_origin = np.take_along_axis(np.concatenate([finished_origin, cand_origin], 1),
                                                  best[:, :, None], axis=1)
             is_finished = np.take_along_axis(np.concatenate([is_finished, just_finished], 1), best, axis=1)
+            # END SOLUTION
 
             # g. the cache follows the beams that survived; then decide whether to go on
             state.reorder(running_origin[:, :, cur_len - prompt_len].reshape(-1))

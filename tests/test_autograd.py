@@ -10,6 +10,7 @@ pytestmark = pytest.mark.autograd
 
 
 # ---------------------------------------------------------------- the graph walk
+@pytest.mark.hw1_autograd
 def test_chain_of_10000_ops_backprops_without_recursion():
     """backward() uses an explicit stack: a 10 000-op chain would overflow Python's recursion limit."""
     x = mx.tensor(1.0, requires_grad=True)
@@ -21,6 +22,7 @@ def test_chain_of_10000_ops_backprops_without_recursion():
     del y  # freeing the long chain must not recurse either
 
 
+@pytest.mark.hw1_autograd
 def test_deep_chain_of_mixed_ops_matches_closed_form():
     x = mx.tensor(0.5, dtype=np.float64, requires_grad=True)
     y = x
@@ -31,6 +33,7 @@ def test_deep_chain_of_mixed_ops_matches_closed_form():
     assert x.grad.item() == pytest.approx(3.0)
 
 
+@pytest.mark.hw1_autograd
 def test_diamond_graph_sums_both_paths():
     """x feeds y and z, both feed the output: dL/dx = dL/dy dy/dx + dL/dz dz/dx."""
     x = mx.tensor([1.0, 2.0, 3.0], requires_grad=True)
@@ -40,6 +43,7 @@ def test_diamond_graph_sums_both_paths():
     np.testing.assert_allclose(x.grad.numpy(), 2 * x.numpy() + np.exp(x.numpy()), rtol=1e-6)
 
 
+@pytest.mark.hw1_autograd
 def test_tensor_used_twice_in_one_op():
     x = mx.tensor([3.0, -2.0], requires_grad=True)
     (x * x).sum().backward()
@@ -62,6 +66,7 @@ def test_shared_subgraph_reached_by_many_paths():
 
 
 # ---------------------------------------------------------------- accumulation and freeing
+@pytest.mark.hw1_autograd
 def test_gradients_accumulate_until_zeroed():
     x = mx.tensor([1.0, 2.0], requires_grad=True)
     (x * 3.0).sum().backward()
@@ -73,6 +78,7 @@ def test_gradients_accumulate_until_zeroed():
     np.testing.assert_allclose(x.grad.numpy(), [2.0, 2.0])
 
 
+@pytest.mark.hw1_autograd
 def test_second_backward_through_freed_graph_raises():
     x = mx.tensor([1.0, 2.0], requires_grad=True)
     y = (x.exp() * 2.0).sum()
@@ -81,6 +87,7 @@ def test_second_backward_through_freed_graph_raises():
         y.backward()
 
 
+@pytest.mark.hw1_autograd
 def test_retain_graph_allows_second_backward():
     x = mx.tensor([1.0, 2.0], requires_grad=True)
     y = (x.exp() * 2.0).sum()
@@ -89,6 +96,7 @@ def test_retain_graph_allows_second_backward():
     np.testing.assert_allclose(x.grad.numpy(), 4 * np.exp([1.0, 2.0]), rtol=1e-6)
 
 
+@pytest.mark.hw1_autograd
 def test_grad_is_a_fresh_tensor_not_an_alias():
     """x.grad must not alias a buffer that a later op or backward could modify."""
     x = mx.tensor([1.0, 2.0], requires_grad=True)
@@ -99,6 +107,7 @@ def test_grad_is_a_fresh_tensor_not_an_alias():
     assert isinstance(x.grad, mx.Tensor) and x.grad.dtype == np.float32
 
 
+@pytest.mark.hw1_autograd
 def test_non_leaf_grads_are_not_kept_unless_retained():
     x = mx.tensor([1.0, 2.0], requires_grad=True)
     h = x * 2.0
@@ -110,6 +119,7 @@ def test_non_leaf_grads_are_not_kept_unless_retained():
     assert not h.is_leaf and x.is_leaf
 
 
+@pytest.mark.hw1_autograd
 def test_backward_with_explicit_grad():
     x = mx.tensor([[1.0, 2.0], [3.0, 4.0]], requires_grad=True)
     y = x * x
@@ -155,6 +165,7 @@ def test_no_grad_restores_after_exception():
     assert mx.is_grad_enabled()
 
 
+@pytest.mark.hw1_autograd
 def test_detach_shares_data_but_cuts_the_graph():
     x = mx.tensor([1.0, 2.0], requires_grad=True)
     y = x * 2.0
@@ -165,6 +176,7 @@ def test_detach_shares_data_but_cuts_the_graph():
     np.testing.assert_allclose(x.grad.numpy(), [2.0, 4.0])
 
 
+@pytest.mark.hw1_autograd
 def test_requires_grad_():
     x = mx.tensor([1.0, 2.0])
     assert not x.requires_grad
@@ -179,6 +191,7 @@ def test_requires_grad_():
         mx.tensor([1, 2], requires_grad=True)
 
 
+@pytest.mark.hw1_autograd
 def test_constant_inputs_get_no_grad():
     x = mx.tensor([1.0, 2.0], requires_grad=True)
     c = mx.tensor([3.0, 4.0])
@@ -242,6 +255,8 @@ def test_tensor_copies_its_data():
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.hw1_autograd
+@pytest.mark.hw2_softmax_layernorm
 def test_ops_preserve_float_dtype_and_grads_match(dtype):
     """Python scalars do not promote (x * 2.0 stays float32); gradients have the input's dtype."""
     x = mx.tensor(np.array([[0.5, 1.5], [2.0, 3.0]], dtype), requires_grad=True)
@@ -255,6 +270,7 @@ def test_ops_preserve_float_dtype_and_grads_match(dtype):
     assert np.isfinite(x.grad.numpy()).all()
 
 
+@pytest.mark.hw1_autograd
 def test_ndarray_on_the_left_defers_to_tensor():
     x = mx.tensor([1.0, 2.0], requires_grad=True)
     y = np.array([3.0, 4.0], np.float32) * x - np.ones(2, np.float32)
@@ -263,6 +279,7 @@ def test_ndarray_on_the_left_defers_to_tensor():
     np.testing.assert_allclose(x.grad.numpy(), [3.0, 4.0])
 
 
+@pytest.mark.hw1_autograd
 def test_int_tensor_arithmetic_and_casts():
     i = mx.tensor([1, 2, 3])
     assert (i + 1).dtype == np.int64

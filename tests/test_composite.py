@@ -38,6 +38,8 @@ def forward(F_, p, x, target, label_smoothing):
 
 
 @pytest.mark.parametrize("label_smoothing", [0.0, 0.1])
+@pytest.mark.hw1_autograd
+@pytest.mark.hw2_softmax_layernorm
 def test_mlp_layer_norm_cross_entropy_matches_torch(backend_name, label_smoothing):
     rng = np.random.default_rng(1)
     x = rng.standard_normal((BATCH, D_IN)).astype(np.float32)
@@ -61,6 +63,8 @@ def test_mlp_layer_norm_cross_entropy_matches_torch(backend_name, label_smoothin
     assert_close(mx_x.grad.numpy(), torch_x.grad.numpy(), "d loss / d x")
 
 
+@pytest.mark.hw1_autograd
+@pytest.mark.hw2_softmax_layernorm
 def test_a_few_sgd_steps_follow_torch(backend_name):
     """Three plain SGD steps: the parameters stay equal to torch's, so the gradients drive the same updates."""
     rng = np.random.default_rng(2)

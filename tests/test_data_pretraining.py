@@ -88,12 +88,14 @@ def check_instance(f: dict, v: Vocab, cfg: PretrainingConfig) -> None:
     assert (ids[labels == -100] == orig[labels == -100]).all()
 
 
+@pytest.mark.hw5_mlm_masking
 def test_static_instances_invariants(static_ds):
     assert len(static_ds) > 100
     for f in static_ds.instances:
         check_instance(f, static_ds.vocab, static_ds.config)
 
 
+@pytest.mark.hw5_mlm_masking
 def test_static_is_deterministic_from_seed(docs, vocab, static_ds):
     again = StaticMaskingDataset(docs, toy_tokenize, vocab, static_ds.config, seed=1)
     other = StaticMaskingDataset(docs, toy_tokenize, vocab, static_ds.config, seed=2)
@@ -104,6 +106,7 @@ def test_static_is_deterministic_from_seed(docs, vocab, static_ds):
                for f, g in zip(static_ds.instances, other.instances))
 
 
+@pytest.mark.hw5_mlm_masking
 def test_dupe_factor_copies_are_masked_differently(docs, vocab):
     one = docs[:1] + docs[1:2]
     cfg = PretrainingConfig(max_seq_length=64, dupe_factor=1, short_seq_prob=0.0)
@@ -115,6 +118,7 @@ def test_dupe_factor_copies_are_masked_differently(docs, vocab):
     assert len(masks) == len(ds)   # no two instances identical (segments or masks differ)
 
 
+@pytest.mark.hw5_mlm_masking
 def test_dynamic_masks_change_per_epoch_but_are_reproducible(docs, vocab):
     cfg = PretrainingConfig(max_seq_length=64, dupe_factor=1)
     ds = DynamicMaskingDataset(docs, toy_tokenize, vocab, cfg, seed=5)
@@ -151,6 +155,7 @@ def test_truncate_seq_pair_trims_longer_segment_from_both_ends():
     assert within_binomial(fronts, fronts + backs, 0.5)
 
 
+@pytest.mark.hw5_mlm_masking
 def test_never_masks_specials_even_in_the_middle():
     tokens = [CLS, "a", PAD, "b", SEP, "c", PAD, SEP]
     assert [c for group in mask_candidates(tokens, False) for c in group] == [1, 3, 5]
@@ -161,6 +166,7 @@ def test_never_masks_specials_even_in_the_middle():
 
 # --- whole-word masking -----------------------------------------------------------------------------------
 
+@pytest.mark.hw5_mlm_masking
 def test_whole_word_masking_masks_all_pieces_together(docs, vocab):
     cfg = PretrainingConfig(max_seq_length=64, max_predictions_per_seq=12, dupe_factor=2,
                             do_whole_word_mask=True)
@@ -228,6 +234,7 @@ def test_short_seq_prob_sets_a_shorter_target_per_document():
             assert within_binomial(short, len(lengths), p * (M - 2) / (M - 1)), (p, short, len(lengths))
 
 
+@pytest.mark.hw5_mlm_masking
 def test_masking_is_80_mask_10_random_10_unchanged():
     words = SPECIALS + [f"w{i}" for i in range(995)]
     V = len(words)
@@ -251,6 +258,7 @@ def test_masking_is_80_mask_10_random_10_unchanged():
     assert within_binomial(counts["other"], n_predicted, 0.1 * (1 - 1 / V))
 
 
+@pytest.mark.hw5_mlm_masking
 def test_masked_positions_are_uniform_over_non_special_tokens():
     rng = random.Random(19)
     tokens = [CLS] + ["a"] * 20 + [SEP] + ["b"] * 17 + [SEP]
@@ -267,6 +275,7 @@ def test_masked_positions_are_uniform_over_non_special_tokens():
 
 # --- batching ---------------------------------------------------------------------------------------------
 
+@pytest.mark.hw5_mlm_masking
 def test_collate_pads_to_longest_int64(static_ds):
     feats = [static_ds[i] for i in range(8)]
     pad_id = static_ds.vocab.pad_id

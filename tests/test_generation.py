@@ -99,6 +99,7 @@ class TinyCausalLM(gen.GenerationMixin):
 
 @pytest.mark.parametrize("kwargs", [dict(), dict(num_beams=4, num_return_sequences=2),
                                     dict(num_beams=3, no_repeat_ngram_size=2, repetition_penalty=1.5)])
+@pytest.mark.hw6_beam_search
 def test_kv_cache_gives_the_same_tokens(kwargs):
     model = TinyCausalLM()
     ids = np.random.default_rng(1).integers(0, VOCAB, size=(2, 5))
@@ -135,6 +136,7 @@ def test_eos_stops_and_pads_finished_rows():
     assert out.shape[1] <= free.shape[1]
 
 
+@pytest.mark.hw6_beam_search
 def test_sampling_is_reproducible_from_a_seed():
     model = TinyCausalLM()
     ids = np.zeros((3, 2), dtype=np.int64)
@@ -240,6 +242,7 @@ def _prompts():
 
 
 @pytest.mark.parametrize("name", list(PARITY_CONFIGS))
+@pytest.mark.hw6_beam_search
 def test_decoding_matches_hf_generate_on_the_same_model(hf_gpt2, name):
     """Our decoding loop, fed by HF's GPT-2 forward: identical logits in, so identical tokens out."""
     ids, mask = _prompts()
@@ -262,6 +265,7 @@ E2E_CONFIGS = ["greedy", "greedy-eos", "greedy-penalties", "beam5-ngram2-early",
 
 
 @pytest.mark.parametrize("name", E2E_CONFIGS)
+@pytest.mark.hw6_beam_search
 def test_minitx_gpt2_generate_matches_hf_token_for_token(hf_gpt2, minitx_gpt2, name):
     """The issue's acceptance test: minitx GPT-2 (loaded from the HF checkpoint) + our generate == HF generate."""
     ids, mask = _prompts()
@@ -271,6 +275,7 @@ def test_minitx_gpt2_generate_matches_hf_token_for_token(hf_gpt2, minitx_gpt2, n
     np.testing.assert_array_equal(got, want)
 
 
+@pytest.mark.hw6_beam_search
 def test_minitx_gpt2_kv_cache_gives_the_same_tokens(minitx_gpt2):
     ids, mask = _prompts()
     for cfg in [dict(), dict(num_beams=3, num_return_sequences=2)]:

@@ -104,6 +104,8 @@ CASES = {
 
 
 @pytest.mark.parametrize("name", list(CASES))
+@pytest.mark.hw1_autograd
+@pytest.mark.hw2_softmax_layernorm
 def test_gradcheck(name):
     fn, inputs = CASES[name]
     assert gradcheck(fn, inputs)
@@ -127,6 +129,8 @@ NON_CONTIGUOUS = {
 
 
 @pytest.mark.parametrize("name", list(NON_CONTIGUOUS))
+@pytest.mark.hw1_autograd
+@pytest.mark.hw2_softmax_layernorm
 def test_gradcheck_non_contiguous(name):
     fn, inputs = NON_CONTIGUOUS[name]
     assert gradcheck(fn, inputs)
@@ -168,21 +172,25 @@ class SwappedOperandsMul(mx.Function):
         return grad * x, grad * y
 
 
+@pytest.mark.hw1_autograd
 def test_gradcheck_fails_on_a_wrong_backward():
     with pytest.raises(AssertionError, match="gradcheck failed for input 0"):
         gradcheck(SquareWithWrongBackward.apply, [t(3, 2)])
     assert gradcheck(SquareWithWrongBackward.apply, [t(3, 2)], raise_exception=False) is False
 
 
+@pytest.mark.hw1_autograd
 def test_gradcheck_names_the_wrong_input():
     with pytest.raises(AssertionError, match="input 1"):
         gradcheck(lambda x, y: SwappedOperandsMul.apply(x, y), [mx.tensor(np.ones(3)), t(3)])
 
 
+@pytest.mark.hw1_autograd
 def test_gradcheck_passes_on_the_fixed_backward():
     assert gradcheck(SquareWithRightBackward.apply, [t(3, 2)])
 
 
+@pytest.mark.hw1_autograd
 def test_gradcheck_passes_integer_tensors_through_and_ignores_no_grad():
     ids = mx.tensor([[1, 0], [2, 2]])
     with mx.no_grad():
@@ -190,6 +198,7 @@ def test_gradcheck_passes_integer_tensors_through_and_ignores_no_grad():
     assert ids.dtype == np.int64
 
 
+@pytest.mark.hw1_autograd
 def test_gradcheck_works_from_float32_inputs_and_leaves_them_untouched():
     x = mx.tensor(np.array([0.3, -1.2, 2.0], np.float32), requires_grad=True)
     before = x.numpy().copy()

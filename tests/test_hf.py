@@ -90,6 +90,9 @@ def bert_batch():
     return ids, mask, types, labels, np.array([0, 1, 1])
 
 
+@pytest.mark.hw1_autograd
+@pytest.mark.hw2_softmax_layernorm
+@pytest.mark.hw3_attention
 def test_bert_for_pretraining_matches_hf(hf_bert, backend_name):
     theirs, path = hf_bert
     ours = BertForPreTraining.from_pretrained(path)
@@ -133,6 +136,7 @@ def test_bert_roundtrip_minitx_to_hf(tmp_path):
 
 
 @pytest.mark.parametrize("num_labels", [1, 3])
+@pytest.mark.hw1_autograd
 def test_bert_sequence_classification_matches_hf(num_labels, tmp_path):
     torch.manual_seed(1)
     theirs = transformers.BertForSequenceClassification(transformers.BertConfig(num_labels=num_labels, **BERT_KW))
@@ -234,6 +238,9 @@ def hf_gpt2(tmp_path_factory):
     return model.eval(), save_hf(model, tmp_path_factory.mktemp("gpt2"))
 
 
+@pytest.mark.hw1_autograd
+@pytest.mark.hw2_softmax_layernorm
+@pytest.mark.hw3_attention
 def test_gpt2_matches_hf(hf_gpt2, backend_name):
     theirs, path = hf_gpt2
     ours = GPT2LMHeadModel.from_pretrained(path)

@@ -132,6 +132,9 @@ def test_attention_gradients_match_torch_sdpa(rng):
     np.testing.assert_allclose(out_c, out_m, atol=1e-6)
 
 
+@pytest.mark.hw1_autograd
+@pytest.mark.hw2_softmax_layernorm
+@pytest.mark.hw3_attention
 def test_sdpa_tensor_api_fused_vs_unfused(rng):
     import minitx.nn.functional as F
 

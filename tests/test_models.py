@@ -30,6 +30,8 @@ def ids_batch(seed=0, shape=(2, 7), vocab=60):
     return np.random.default_rng(seed).integers(1, vocab, shape)
 
 
+@pytest.mark.hw2_softmax_layernorm
+@pytest.mark.hw3_attention
 def test_gpt2_kv_cache_matches_full_forward(backend_name):
     minitx.manual_seed(0)
     model = GPT2LMHeadModel(GPT2Config(**GPT2)).eval()
@@ -86,6 +88,8 @@ def test_inputs_may_be_numpy_lists_or_tensors():
         model(ids.astype(np.float32))
 
 
+@pytest.mark.hw2_softmax_layernorm
+@pytest.mark.hw3_attention
 def test_bert_head_losses(backend_name):
     minitx.manual_seed(4)
     ids = ids_batch(4)

@@ -70,6 +70,7 @@ def test_train_eval_propagates_and_controls_dropout():
     assert set(np.unique(y.numpy())) <= {0.0, 2.0} and 0.0 in y.numpy()
 
 
+@pytest.mark.hw1_autograd
 def test_zero_grad_and_backward_through_module():
     m = Tiny().eval()
     m(minitx.randn(5, 3)).sum().backward()
@@ -115,6 +116,7 @@ def test_tied_parameter_listed_once_but_saved_under_both_names():
 
 
 # ---------------------------------------------------------------------------------------------- layers vs torch
+@pytest.mark.hw1_autograd
 def test_linear_matches_torch(backend_name):
     theirs = torch.nn.Linear(6, 4)
     ours = nn.Linear(6, 4)
@@ -135,6 +137,7 @@ def test_linear_init_like_torch():
     assert np.abs(w).max() <= 0.1 and abs(w.std() - 0.1 / np.sqrt(3)) < 0.005  # U(-1/√in, 1/√in)
 
 
+@pytest.mark.hw1_autograd
 def test_embedding_matches_torch_with_padding_idx():
     theirs = torch.nn.Embedding(10, 4, padding_idx=0)
     ours = nn.Embedding(10, 4, padding_idx=0)
@@ -148,6 +151,8 @@ def test_embedding_matches_torch_with_padding_idx():
     assert np.all(ours.weight.grad.numpy()[0] == 0)
 
 
+@pytest.mark.hw1_autograd
+@pytest.mark.hw2_softmax_layernorm
 def test_layer_norm_matches_torch(backend_name):
     theirs = torch.nn.LayerNorm(8, eps=1e-12)
     torch.nn.init.normal_(theirs.weight)
@@ -183,6 +188,9 @@ def _mha_pair(embed=8, heads=2):
 
 
 @pytest.mark.parametrize("case", ["none", "padding", "causal", "bool", "additive", "cross"])
+@pytest.mark.hw1_autograd
+@pytest.mark.hw2_softmax_layernorm
+@pytest.mark.hw3_attention
 def test_multihead_attention_matches_torch(case, backend_name):
     ours, theirs = _mha_pair()
     rng = np.random.default_rng(2)
@@ -223,6 +231,8 @@ def test_multihead_attention_matches_torch(case, backend_name):
     np.testing.assert_allclose(ours.query.weight.grad.numpy(), t2n(theirs.in_proj_weight.grad[:8]), atol=1e-4)
 
 
+@pytest.mark.hw2_softmax_layernorm
+@pytest.mark.hw3_attention
 def test_kv_cache_incremental_equals_full_forward(backend_name):
     minitx.manual_seed(0)
     layer = nn.TransformerEncoderLayer(8, 2, 16, dropout=0.0, norm_first=True).eval()
@@ -290,6 +300,9 @@ def copy_encoder_layer(ours, theirs):
 
 
 @pytest.mark.parametrize("norm_first", [False, True])
+@pytest.mark.hw1_autograd
+@pytest.mark.hw2_softmax_layernorm
+@pytest.mark.hw3_attention
 def test_encoder_layer_matches_torch(norm_first, backend_name):
     torch.manual_seed(0)
     theirs = torch.nn.TransformerEncoderLayer(8, 2, 16, dropout=0.0, activation="gelu", batch_first=True,
@@ -312,6 +325,7 @@ def test_encoder_layer_matches_torch(norm_first, backend_name):
 
 
 @pytest.mark.parametrize("norm_first", [False, True])
+@pytest.mark.hw1_autograd
 def test_decoder_layer_matches_torch(norm_first):
     torch.manual_seed(0)
     theirs = torch.nn.TransformerDecoderLayer(8, 2, 16, dropout=0.0, batch_first=True, norm_first=norm_first).eval()

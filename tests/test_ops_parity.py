@@ -215,6 +215,8 @@ for reduction in ["mean", "sum", "none"]:
 
 
 @pytest.mark.parametrize("mx_fn, torch_fn, inputs, kw", CASES)
+@pytest.mark.hw1_autograd
+@pytest.mark.hw2_softmax_layernorm
 def test_op_matches_torch(backend_name, mx_fn, torch_fn, inputs, kw):
     assert_close_to_torch(mx_fn, torch_fn, *inputs, **kw)
 

@@ -61,6 +61,7 @@ SGD_CONFIGS = [
 
 
 @pytest.mark.parametrize("cfg", SGD_CONFIGS, ids=lambda c: "-".join(f"{k}{v}" for k, v in c.items()))
+@pytest.mark.hw1_autograd
 def test_sgd_matches_torch(cfg):
     diff = _run_both(lambda p: optim.SGD(p, **cfg), lambda p: torch.optim.SGD(p, **cfg))
     assert diff < ATOL, diff
@@ -76,11 +77,13 @@ ADAM_CONFIGS = [
 
 @pytest.mark.parametrize("name", ["Adam", "AdamW"])
 @pytest.mark.parametrize("cfg", ADAM_CONFIGS, ids=lambda c: "-".join(f"{k}{v}" for k, v in c.items()))
+@pytest.mark.hw1_autograd
 def test_adam_adamw_match_torch(name, cfg):
     diff = _run_both(lambda p: getattr(optim, name)(p, **cfg), lambda p: getattr(torch.optim, name)(p, **cfg))
     assert diff < ATOL, diff
 
 
+@pytest.mark.hw1_autograd
 def test_param_groups_with_own_hyperparameters_match_torch():
     def groups(p):
         return [{"params": [p["w1"], p["w2"]], "weight_decay": 0.1}, {"params": [p["b1"], p["b2"]], "lr": 0.02}]
@@ -117,6 +120,7 @@ def test_clip_grad_norm_matches_torch(max_norm, norm_type):
 
 
 @pytest.mark.parametrize("name", ["SGD", "Adam", "AdamW"])
+@pytest.mark.hw1_autograd
 def test_state_dict_round_trip_continues_identically(name):
     kwargs = dict(lr=0.05, momentum=0.9, nesterov=True) if name == "SGD" else dict(lr=0.01, amsgrad=True)
     init, x, y = _mlp_init()

@@ -35,6 +35,7 @@ def normal(seed, shape, low=None):
 
 @SETTINGS
 @given(op=st.sampled_from(sorted(BINARY)), pair=broadcast_pairs, seed=seeds)
+@pytest.mark.hw1_autograd
 def test_binary_ops_broadcast_like_torch(op, pair, seed):
     """Forward values and the unbroadcast gradients of both operands, for any broadcastable pair."""
     a_shape, b_shape = pair.input_shapes
@@ -57,6 +58,7 @@ UNARY = {
 
 @SETTINGS
 @given(op=st.sampled_from(sorted(UNARY)), shape=shapes, seed=seeds, data=st.data())
+@pytest.mark.hw1_autograd
 def test_unary_ops_on_any_shape_and_view(op, shape, seed, data):
     """Unary ops on a random shape, applied to a random permutation of the axes (a non-contiguous view)."""
     mx_fn, torch_fn, low = UNARY[op]
@@ -84,6 +86,7 @@ REDUCTIONS = {
 
 @SETTINGS
 @given(op=st.sampled_from(sorted(REDUCTIONS)), shape_axes=shape_and_axes(), keepdim=st.booleans(), seed=seeds)
+@pytest.mark.hw1_autograd
 def test_reductions_over_random_axes_match_torch(op, shape_axes, keepdim, seed):
     shape, axes = shape_axes
     mx_fn, torch_fn = REDUCTIONS[op]
@@ -130,6 +133,7 @@ def test_log_softmax_is_stable_at_1e4(shape, seed, sign):
 @SETTINGS
 @given(batch=hnp.mutually_broadcastable_shapes(num_shapes=2, max_dims=2, max_side=3),
        mkn=st.tuples(*[st.integers(1, 6)] * 3), seed=seeds)
+@pytest.mark.hw1_autograd
 def test_matmul_batch_broadcasting_matches_torch(batch, mkn, seed):
     m, k, n = mkn
     a = normal(seed, batch.input_shapes[0] + (m, k))

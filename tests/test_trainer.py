@@ -51,6 +51,7 @@ def params(model):
     return {name: p.data.copy() for name, p in model.named_parameters()}
 
 
+@pytest.mark.hw1_autograd
 def test_trainer_learns_and_logs(tmp_path):
     train, held_out = parity_dataset(192, seed=1), parity_dataset(64, seed=2)
     trainer = Trainer(tiny_bert(dropout=0.0), args(tmp_path, max_steps=120, logging_steps=20, plot=True),
@@ -66,6 +67,8 @@ def test_trainer_learns_and_logs(tmp_path):
     assert os.path.getsize(tmp_path / "curves.png") > 5000
 
 
+@pytest.mark.hw1_autograd
+@pytest.mark.hw3_attention
 def test_resume_is_bit_identical(tmp_path):
     data = parity_dataset(40)
     uninterrupted = Trainer(tiny_bert(), args(tmp_path / "a", max_steps=8, save_steps=3), train_dataset=data)
@@ -80,6 +83,7 @@ def test_resume_is_bit_identical(tmp_path):
         assert np.array_equal(expected[name], got[name]), name
 
 
+@pytest.mark.hw1_autograd
 def test_gradient_accumulation_matches_a_bigger_batch(tmp_path):
     data = parity_dataset(32)
     big = Trainer(tiny_bert(dropout=0.0), args(tmp_path / "big", per_device_train_batch_size=8, max_steps=3),
@@ -108,11 +112,14 @@ class ExplodingModel(Module):
         return type("Output", (), {"loss": loss})()
 
 
+@pytest.mark.hw1_autograd
 def test_nan_loss_stops_with_the_step_number(tmp_path):
     with pytest.raises(TrainingDiverged, match="step 3"):
         Trainer(ExplodingModel(), args(tmp_path), train_dataset=parity_dataset(32)).train()
 
 
+@pytest.mark.hw1_autograd
+@pytest.mark.hw3_attention
 def test_checkpoint_contents_and_atomicity(tmp_path):
     trainer = Trainer(tiny_bert(), args(tmp_path, max_steps=2, save_steps=2), train_dataset=parity_dataset(16))
     trainer.train()

@@ -32,6 +32,7 @@ def assert_png(path, min_kb=5):
 
 
 # ---------------------------------------------------------------- attention heatmaps
+@pytest.mark.hw3_attention
 def test_attention_heatmaps_from_a_real_multi_head_attention(tmp_path):
     mx.manual_seed(0)
     tokens = ["[CLS]", "the", "cat", "sat", "[SEP]"]

@@ -12,6 +12,7 @@ static constexpr Index MB = 64, NB = 256, KB = 128;
 
 void gemm_v2_blocked(Index M, Index N, Index K, MatRef A, MatRef B, float* C) {
     for (Index i = 0; i < M * N; ++i) C[i] = 0.f;
+    // BEGIN SOLUTION hint="loop over NB-wide column panels j0, then KB-long k slices k0, then MB-tall row blocks i0 (clip each end with std::min); inside a tile run v1's i-k-j order: c[i*N + j] += A.at(i, k) * B(k, j), with B(k, j) = B.p[k * B.rs + j * B.cs]"
     for (Index j0 = 0; j0 < N; j0 += NB) {
         const Index j1 = std::min(N, j0 + NB);
         for (Index k0 = 0; k0 < K; k0 += KB) {
@@ -32,6 +33,7 @@ void gemm_v2_blocked(Index M, Index N, Index K, MatRef A, MatRef B, float* C) {
             }
         }
     }
+    // END SOLUTION
 }
 
 }  // namespace minitx

@@ -32,14 +32,18 @@ def matmul_nt(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 # ---------------------------------------------------------------- softmax
 def softmax_forward(x: np.ndarray) -> np.ndarray:
     """y_i = exp(x_i - max x) / sum_j exp(x_j - max x) over the last axis (the max keeps exp finite)."""
+    # BEGIN SOLUTION hint="softmax over the last axis, stable: subtract the row max (keepdims=True) before np.exp, divide by the row sum"
     shifted = x - x.max(axis=-1, keepdims=True)
     e = np.exp(shifted)
     return e / e.sum(axis=-1, keepdims=True)
+    # END SOLUTION
 
 
 def softmax_backward(dy: np.ndarray, y: np.ndarray) -> np.ndarray:
     """dx = y * (dy - sum_j dy_j y_j): the Jacobian diag(y) - y yᵀ applied to dy."""
+    # BEGIN SOLUTION hint="dx = y * (dy - sum_j dy_j y_j), the sum over the last axis with keepdims=True"
     return y * (dy - (dy * y).sum(axis=-1, keepdims=True))
+    # END SOLUTION
 
 
 def log_softmax_forward(x: np.ndarray) -> np.ndarray:
@@ -59,6 +63,7 @@ def layer_norm_forward(x, weight, bias, eps=1e-5):
 
     Returns (y, mean, rstd); mean and rstd have shape x.shape[:-1] and are what backward needs.
     """
+    # BEGIN SOLUTION hint="over the last axis: mean, var = mean((x - mean)^2) (biased), rstd = 1/sqrt(var + eps), y = (x - mean) * rstd * weight + bias; return (y, mean, rstd) in x.dtype, mean and rstd of shape x.shape[:-1]"
     mean = x.mean(axis=-1)
     centered = x - mean[..., None]
     var = (centered * centered).mean(axis=-1)
@@ -66,6 +71,7 @@ def layer_norm_forward(x, weight, bias, eps=1e-5):
     xhat = centered * rstd[..., None]
     y = xhat * weight + bias if weight is not None else xhat
     return y.astype(x.dtype, copy=False), mean.astype(x.dtype), rstd.astype(x.dtype)
+    # END SOLUTION
 
 
 def layer_norm_backward(dy, x, weight, mean, rstd):
@@ -74,6 +80,7 @@ def layer_norm_backward(dy, x, weight, mean, rstd):
         dx = rstd * (g - mean(g) - xhat * mean(g * xhat))
         dweight = sum over rows of dy * xhat,   dbias = sum over rows of dy
     """
+    # BEGIN SOLUTION hint="xhat = (x - mean) * rstd, g = dy * weight; dx = rstd * (g - mean(g) - xhat * mean(g * xhat)) (means over the last axis); dweight = sum of dy * xhat and dbias = sum of dy over every axis but the last"
     xhat = (x - mean[..., None]) * rstd[..., None]
     g = dy * weight if weight is not None else dy
     dx = rstd[..., None] * (g - g.mean(axis=-1, keepdims=True) - xhat * (g * xhat).mean(axis=-1, keepdims=True))
@@ -81,6 +88,7 @@ def layer_norm_backward(dy, x, weight, mean, rstd):
     dweight = (dy * xhat).sum(axis=rows) if weight is not None else None
     dbias = dy.sum(axis=rows) if weight is not None else None
     return dx.astype(x.dtype, copy=False), dweight, dbias
+    # END SOLUTION
 
 
 # ---------------------------------------------------------------- GELU (Hendrycks & Gimpel, 2016)

@@ -225,6 +225,7 @@ def create_masked_lm_predictions(tokens: list, masked_lm_prob: float, max_predic
         if len(masked) + len(index_set) > n_predict:
             continue
         for index in index_set:
+            # BEGIN SOLUTION hint="BERT §3.1, 80/10/10: if rng.random() < 0.8 use [MASK]; elif rng.random() < 0.5 keep tokens[index]; else vocab_words[rng.randint(0, len(vocab_words) - 1)]. Write it into output_tokens[index] and append (index, tokens[index]) to masked"
             if rng.random() < 0.8:
                 masked_token = MASK
             elif rng.random() < 0.5:
@@ -233,6 +234,7 @@ def create_masked_lm_predictions(tokens: list, masked_lm_prob: float, max_predic
                 masked_token = vocab_words[rng.randint(0, len(vocab_words) - 1)]
             output_tokens[index] = masked_token
             masked.append((index, tokens[index]))
+            # END SOLUTION
     masked.sort()
     return output_tokens, [p for p, _ in masked], [t for _, t in masked]
 

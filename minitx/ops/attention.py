@@ -51,6 +51,7 @@ def attention_bias(mask, causal: bool, lq: int, lk: int, dtype) -> tuple:
     The most negative finite number (not -∞) keeps softmax free of NaN; ``allowed`` marks rows with at
     least one visible key, so fully masked rows can be zeroed afterwards.
     """
+    # BEGIN SOLUTION hint="allowed (Lq, Lk): causal keeps key j for query i when j <= i + (lk - lq); AND a boolean mask in; an additive mask adds to the bias (clip at neg = np.finfo(dtype).min) and blocks where it is -inf or <= neg/2. bias = 0 where allowed else neg; return (bias, allowed.any(axis=-1, keepdims=True))"
     neg = np.finfo(dtype).min
     allowed = np.ones((lq, lk), dtype=bool)
     if causal:
@@ -64,6 +65,7 @@ def attention_bias(mask, causal: bool, lq: int, lk: int, dtype) -> tuple:
             bias = np.maximum(bias + mask.astype(dtype), neg)
             allowed = allowed & np.isfinite(mask) & (mask > neg / 2)
     return bias, allowed.any(axis=-1, keepdims=True)
+    # END SOLUTION
 
 
 def attention_probabilities(q: Tensor, k: Tensor, mask=None, causal=False, scale=None, dropout_p=0.0,
@@ -71,11 +73,13 @@ def attention_probabilities(q: Tensor, k: Tensor, mask=None, causal=False, scale
     """P = softmax(Q Kᵀ · scale + bias): (B, H, Lq, Lk), the matrix the fused path never forms."""
     from minitx.nn.functional import dropout
 
+    # BEGIN SOLUTION hint="scale defaults to 1/sqrt(d_k); scores = Q Kᵀ · scale (B, H, Lq, Lk); add the bias from attention_bias(...), softmax over the keys, zero the rows with no visible key, then dropout(p, dropout_p, training) when dropout_p > 0 — all with Tensor ops so autograd derives the backward"
     scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
     scores = (q @ k.transpose(-2, -1)) * scale  # (B, H, Lq, Lk)
     bias, row_visible = attention_bias(_mask_array(mask), causal, q.shape[-2], k.shape[-2], q.dtype)
     p = (scores + bias).softmax(-1) * row_visible.astype(q.dtype)
     return dropout(p, dropout_p, training) if dropout_p > 0 else p
+    # END SOLUTION
 
 
 def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor, attn_mask=None, dropout_p: float = 0.0,

@@ -18,11 +18,13 @@ def unbroadcast(grad: np.ndarray, shape: tuple) -> np.ndarray:
     extra = grad.ndim - len(shape)
     if extra < 0:
         raise ValueError(f"unbroadcast: gradient of shape {grad.shape} cannot reduce to larger shape {tuple(shape)}")
+    # BEGIN SOLUTION hint="sum grad over its first `extra` axes (the ones NumPy prepended), then with keepdims=True over every axis where shape has size 1 but grad does not; reshape to shape"
     grad = grad.sum(axis=tuple(range(extra))) if extra else grad
     size_one_axes = tuple(i for i, n in enumerate(shape) if n == 1 and grad.shape[i] != 1)
     if size_one_axes:
         grad = grad.sum(axis=size_one_axes, keepdims=True)
     return grad.reshape(shape)
+    # END SOLUTION
 
 
 def broadcast_shapes(op: str, a_shape: tuple, b_shape: tuple) -> tuple:

@@ -53,9 +53,11 @@ class Mul(Function):
     @staticmethod
     def backward(ctx, grad):
         x, y = ctx.saved
+        # BEGIN SOLUTION hint="product rule: dx = grad * y, dy = grad * x, each reduced to its input's shape with unbroadcast; None for an input with ctx.needs_input_grad False"
         dx = unbroadcast(grad * y, x.shape) if ctx.needs_input_grad[0] else None
         dy = unbroadcast(grad * x, y.shape) if ctx.needs_input_grad[1] else None
         return dx, dy
+        # END SOLUTION
 
 
 class Div(Function):
@@ -70,9 +72,11 @@ class Div(Function):
     @staticmethod
     def backward(ctx, grad):
         x, y = ctx.saved
+        # BEGIN SOLUTION hint="quotient rule: dx = grad / y, dy = -grad * x / y², each reduced with unbroadcast; None for an input with ctx.needs_input_grad False"
         dx = unbroadcast(grad / y, x.shape) if ctx.needs_input_grad[0] else None
         dy = unbroadcast(-grad * x / (y * y), y.shape) if ctx.needs_input_grad[1] else None
         return dx, dy
+        # END SOLUTION
 
 
 class Pow(Function):
@@ -89,6 +93,7 @@ class Pow(Function):
     @staticmethod
     def backward(ctx, grad):
         x, y, z = ctx.saved
+        # BEGIN SOLUTION hint="dz/dx = y x^(y-1), 0 where y == 0; dz/dy = z ln x for x > 0, 0 elsewhere (silence NumPy with np.errstate); multiply by grad, unbroadcast, keep z's dtype"
         dx = dy = None
         if ctx.needs_input_grad[0]:
             with np.errstate(divide="ignore", invalid="ignore"):
@@ -99,6 +104,7 @@ class Pow(Function):
                 log_x = np.where(x > 0, np.log(np.where(x > 0, x, 1)), 0)
             dy = unbroadcast(grad * z * log_x, y.shape)
         return dx, dy
+        # END SOLUTION
 
 
 # ---------------------------------------------------------------- unary maths
@@ -126,7 +132,9 @@ class Exp(Function):
     @staticmethod
     def backward(ctx, grad):
         (z,) = ctx.saved
+        # BEGIN SOLUTION hint="d/dx eˣ = eˣ = z (saved by forward)"
         return grad * z
+        # END SOLUTION
 
 
 class Log(Function):
@@ -140,7 +148,9 @@ class Log(Function):
     @staticmethod
     def backward(ctx, grad):
         (x,) = ctx.saved
+        # BEGIN SOLUTION hint="d/dx ln x = 1/x"
         return grad / x
+        # END SOLUTION
 
 
 class Sqrt(Function):
@@ -155,7 +165,9 @@ class Sqrt(Function):
     @staticmethod
     def backward(ctx, grad):
         (z,) = ctx.saved
+        # BEGIN SOLUTION hint="d/dx √x = 1 / (2√x) = 1 / (2z)"
         return grad / (2.0 * z)
+        # END SOLUTION
 
 
 class Abs(Function):
@@ -199,7 +211,9 @@ class Tanh(Function):
     @staticmethod
     def backward(ctx, grad):
         (z,) = ctx.saved
+        # BEGIN SOLUTION hint="d/dx tanh x = 1 - tanh² x = 1 - z²"
         return grad * (1.0 - z * z)
+        # END SOLUTION
 
 
 class Sigmoid(Function):
@@ -215,7 +229,9 @@ class Sigmoid(Function):
     @staticmethod
     def backward(ctx, grad):
         (z,) = ctx.saved
+        # BEGIN SOLUTION hint="dσ/dx = σ(1 - σ) = z (1 - z)"
         return grad * z * (1.0 - z)
+        # END SOLUTION
 
 
 class Relu(Function):

@@ -52,6 +52,7 @@ class MatMul(Function):
         if a.ndim == 1:
             g = np.expand_dims(g, -2)
         da = db = None
+        # BEGIN SOLUTION hint="dA = dC Bᵀ and dB = Aᵀ dC (np.swapaxes(..., -1, -2), kernel(\"matmul\", ...)), each unbroadcast over the batch axes to a2/b2's shape and reshaped to a/b's shape; None when not needed"
         if ctx.needs_input_grad[0]:
             bt = np.swapaxes(b2, -1, -2)
             da = unbroadcast(kernel("matmul", g, bt)(g, bt), a2.shape).reshape(a.shape)
@@ -59,3 +60,4 @@ class MatMul(Function):
             at = np.swapaxes(a2, -1, -2)
             db = unbroadcast(kernel("matmul", at, g)(at, g), b2.shape).reshape(b.shape)
         return da, db
+        # END SOLUTION

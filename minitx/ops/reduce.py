@@ -38,7 +38,9 @@ class Sum(Function):
     @staticmethod
     def backward(ctx, grad):
         shape, axes, keepdim = ctx.saved
+        # BEGIN SOLUTION hint="every summed element gets the gradient of its sum: put the reduced axes back (_restore_axes) and np.broadcast_to the input shape (copy: the result must be writable)"
         return np.broadcast_to(_restore_axes(grad, axes, keepdim), shape).copy()
+        # END SOLUTION
 
 
 class Mean(Function):
@@ -53,8 +55,10 @@ class Mean(Function):
     @staticmethod
     def backward(ctx, grad):
         shape, axes, keepdim = ctx.saved
+        # BEGIN SOLUTION hint="like Sum, divided by n = the number of reduced elements (the product of the reduced axes' sizes)"
         n = int(np.prod([shape[a] for a in axes])) if axes else 1
         return np.broadcast_to(_restore_axes(grad, axes, keepdim) / n, shape).copy()
+        # END SOLUTION
 
 
 class _Extremum(Function):
@@ -75,9 +79,11 @@ class _Extremum(Function):
     @staticmethod
     def backward(ctx, grad):
         x, y, axes, keepdim = ctx.saved
+        # BEGIN SOLUTION hint="the gradient flows only to the elements equal to the extremum y (kept with keepdims); split it evenly between ties: hit = (x == y) / count of hits over the axes"
         hit = (x == y).astype(grad.dtype)
         hit /= hit.sum(axis=axes, keepdims=True)
         return _restore_axes(grad, axes, keepdim) * hit
+        # END SOLUTION
 
 
 class Max(_Extremum):

@@ -68,7 +68,7 @@ void flash_attention_backward(const AttnShape& s, const float* dout, const float
                               float* dv) {
     const Index rows = s.B * s.H * s.Lq, k_blocks = (s.Lk + kBlockK - 1) / kBlockK;
     const double work = double(s.B) * s.H * s.Lq * s.Lk * (s.D + s.Dv);
-    const int max_threads = work < 1e6 ? 1 : 0;
+    const int max_threads = work < 4e6 ? 1 : 0;
     const Index n_tasks = s.B * s.H * k_blocks;
     std::vector<float> delta(rows);
     for (Index r = 0; r < rows; ++r) delta[r] = simd::dot(dout + r * s.Dv, out + r * s.Dv, s.Dv);

@@ -55,7 +55,7 @@ void flash_attention_forward(const AttnShape& s, const float* q, const float* k,
         const Index bh = task / q_blocks, i0 = (task % q_blocks) * kBlockQ;
         forward_block(s, q + bh * s.Lq * s.D, k + bh * s.Lk * s.D, v + bh * s.Lk * s.Dv, mask, bh / s.H, bh % s.H, i0,
                       std::min(kBlockQ, s.Lq - i0), out + bh * s.Lq * s.Dv, lse + bh * s.Lq);
-    }, work < 1e6 ? 1 : 0);
+    }, work < 4e6 ? 1 : 0);
 }
 
 }  // namespace minitx

@@ -14,12 +14,17 @@
 
 namespace minitx {
 
-static constexpr Index kMinElementsPerTask = 1 << 15;  // below this a thread costs more than it saves
+// Threads are spawned per call (~20-50 µs), so a call goes parallel only from kMinParallel elements
+// (~0.1-0.5 ms of work on one core), in tasks of at least kMinElementsPerTask.
+static constexpr Index kMinParallel = 1 << 19;
+static constexpr Index kMinElementsPerTask = 1 << 15;
 
 static Index rows_per_task(Index n) { return std::max<Index>(1, kMinElementsPerTask / std::max<Index>(n, 1)); }
 
+static int max_threads_for(Index rows, Index n) { return rows * n < kMinParallel ? 1 : 0; }
+
 int for_rows_workers(Index rows, Index n) {
-    return parallel_workers((rows + rows_per_task(n) - 1) / rows_per_task(n));
+    return parallel_workers((rows + rows_per_task(n) - 1) / rows_per_task(n), max_threads_for(rows, n));
 }
 
 void for_rows_worker(Index rows, Index n, const std::function<void(Index, Index, int)>& body) {
@@ -27,7 +32,7 @@ void for_rows_worker(Index rows, Index n, const std::function<void(Index, Index,
     parallel_for_worker(tasks, [&](Index t, int worker) {
         const Index r0 = t * per_task;
         body(r0, std::min(rows, r0 + per_task), worker);
-    });
+    }, max_threads_for(rows, n));
 }
 
 void for_rows(Index rows, Index n, const std::function<void(Index, Index)>& body) {

@@ -1,5 +1,6 @@
 """Attention forward and backward: the fused minitx kernels vs torch scaled_dot_product_attention (CPU)
 and the unfused NumPy reference, shape (1, 8, L, 64), causal=False. Writes results/attention.json/png.
+The contenders are timed round-robin (interleaved_medians), so they see the same load on a shared machine.
 
     python benchmarks/bench_attention.py [--quick]
 """
@@ -8,7 +9,7 @@ import argparse
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from common import chart, median_time, print_table, save, try_torch
+from common import chart, interleaved_medians, print_table, save, try_torch
 from minitx import kernels, reference
 
 
@@ -17,24 +18,30 @@ def measure(L, torch, repeats, with_numpy):
     q, k, v = (rng.standard_normal((1, 8, L, 64), np.float32) for _ in range(3))
     dout = rng.standard_normal(q.shape, np.float32)
     out, lse = kernels.attention_forward(q, k, v)
-    row = {"minitx_fwd": median_time(lambda: kernels.attention_forward(q, k, v), repeats),
-           "minitx_bwd": median_time(lambda: kernels.attention_backward(dout, q, k, v, out, lse), repeats)}
+    fns = {"minitx_fwd": lambda: kernels.attention_forward(q, k, v),
+           "minitx_bwd": lambda: kernels.attention_backward(dout, q, k, v, out, lse)}
     if with_numpy:
-        row["numpy_fwd"] = median_time(lambda: reference.attention_forward(q, k, v), max(1, repeats // 2))
         o, l_ = reference.attention_forward(q, k, v)
-        row["numpy_bwd"] = median_time(lambda: reference.attention_backward(dout, q, k, v, o, l_), max(1, repeats // 2))
+        fns["numpy_fwd"] = lambda: reference.attention_forward(q, k, v)
+        fns["numpy_bwd"] = lambda: reference.attention_backward(dout, q, k, v, o, l_)
     if torch is not None:
         tq, tk, tv = (torch.tensor(a, requires_grad=True) for a in (q, k, v))
         sdpa = torch.nn.functional.scaled_dot_product_attention
-        with torch.no_grad():
-            row["torch_fwd"] = median_time(lambda: sdpa(tq, tk, tv), repeats)
         tdout = torch.tensor(dout)
 
-        def fwd_bwd():
+        def torch_fwd():
+            with torch.no_grad():
+                sdpa(tq, tk, tv)
+
+        def torch_fwd_bwd():
             tq.grad = tk.grad = tv.grad = None
             sdpa(tq, tk, tv).backward(tdout)
 
-        row["torch_bwd"] = max(median_time(fwd_bwd, repeats) - row["torch_fwd"], 0.0)  # backward alone, approx.
+        fns["torch_fwd"], fns["torch_fwd_bwd"] = torch_fwd, torch_fwd_bwd
+    slow = {"numpy_fwd": max(1, repeats // 2), "numpy_bwd": max(1, repeats // 2)}
+    row = interleaved_medians(fns, repeats, max_repeats=slow)
+    if torch is not None:  # backward alone, approx.
+        row["torch_bwd"] = max(row.pop("torch_fwd_bwd") - row["torch_fwd"], 0.0)
     return {k_: v_ * 1e3 for k_, v_ in row.items()}  # ms
 
 

@@ -25,12 +25,38 @@ def median_time(fn, repeats=5, warmup=1, min_time=0.0):
     return statistics.median(times)
 
 
+def interleaved_medians(fns, repeats=5, warmup=1, max_repeats=None):
+    """Median wall time (seconds) of each fn in the dict `fns`, timed round-robin: every round runs each
+    contender once, so on a shared, noisy machine they all see the same load. `max_repeats` (name -> n)
+    caps slow contenders (e.g. the unfused NumPy reference) at fewer rounds."""
+    max_repeats = max_repeats or {}
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    times = {name: [] for name in fns}
+    for r in range(repeats):
+        for name, fn in fns.items():
+            if r < max_repeats.get(name, repeats):
+                start = time.perf_counter()
+                fn()
+                times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
+def load_average():
+    """The 1-minute load average (os.getloadavg), recorded with every result: other work on the machine."""
+    try:
+        return os.getloadavg()[0]
+    except OSError:
+        return None
+
+
 def machine_info():
     from minitx import kernels
 
     info = kernels.info()
     return {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(), "isa": info["isa"],
-            "threads": info["threads"], "compiler": info["compiler"]}
+            "threads": info["threads"], "compiler": info["compiler"], "load_average_1min": load_average()}
 
 
 def try_torch(threads):

@@ -34,7 +34,7 @@ class BertPretrainingSettings:
     num_hidden_layers: int = 2
     num_attention_heads: int = 4
     intermediate_size: int = 192
-    max_steps: int = 300
+    max_steps: int = 600
     batch_size: int = 32
     learning_rate: float = 2e-3   # 1e-3 learns the unigram distribution and stalls there within 300 steps
     warmup_ratio: float = 0.06

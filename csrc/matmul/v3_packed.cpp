@@ -19,6 +19,10 @@
 
 namespace minitx {
 
+// Block sizes for Zen 3 / Skylake-class caches (32 KB L1d, 512 KB-1 MB L2 per core): a KC×NR micro-panel
+// of B (16 KB) stays in L1 across the MC/MR micro-kernels of one block, the MC×KC block of A (120 KB)
+// in L2, the KC×NC block of B (2 MB) in L3. Measured on the 2-core EPYC: MC 72-240, KC 256-512 are
+// within noise of each other; the loop order and the pool (v4) matter far more.
 static constexpr Index MR = 6, MC = 120, KC = 256, NC = 2048;
 
 using MicroKernel = void (*)(Index kc, const float* Ap, const float* Bp, float* C, Index ldc, Index mr, Index nr,
@@ -48,8 +52,13 @@ static void micro_scalar(Index kc, const float* Ap, const float* Bp, float* C, I
 __attribute__((target("avx2,fma"))) static void micro_avx2(Index kc, const float* Ap, const float* Bp, float* C,
                                                            Index ldc, Index mr, Index nr, bool accumulate) {
     constexpr Index NR = 16;
+    for (Index r = 0; r < mr; ++r) {  // fetch the C tile while the K loop runs (it is read or written after it)
+        _mm_prefetch(reinterpret_cast<const char*>(C + r * ldc), _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(C + r * ldc + NR - 1), _MM_HINT_T0);
+    }
     __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00,
            c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+#pragma GCC unroll 4  // fewer loop-counter µops between the FMAs: ~10% on Zen 3
     for (Index p = 0; p < kc; ++p, Ap += MR, Bp += NR) {
         const __m256 b0 = _mm256_loadu_ps(Bp), b1 = _mm256_loadu_ps(Bp + 8);
         __m256 a = _mm256_broadcast_ss(Ap + 0);
@@ -149,6 +158,14 @@ static void pack_a(Index mc, Index kc, MatRef A, float* Ap) {
     }
 }
 
+// The block size for splitting `extent` into ceil(extent / max_block) near-equal blocks, each a multiple
+// of `multiple` (the micro-tile) and at most max_block (itself a multiple).
+static Index balanced(Index extent, Index max_block, Index multiple) {
+    const Index blocks = (extent + max_block - 1) / max_block;
+    const Index size = (extent + blocks - 1) / blocks;
+    return std::min(max_block, (size + multiple - 1) / multiple * multiple);
+}
+
 // The five loops around the micro-kernel, for C with leading dimension ldc.
 static void gemm_packed_ld(Index M, Index N, Index K, MatRef A, MatRef B, float* C, Index ldc) {
     const Isa isa = current_isa();
@@ -162,13 +179,16 @@ static void gemm_packed_ld(Index M, Index N, Index K, MatRef A, MatRef B, float*
     thread_local std::vector<float> a_buf, b_buf;
     a_buf.resize(MC * KC);
     b_buf.resize(KC * NC);
-    for (Index jc = 0; jc < N; jc += NC) {
-        const Index nc = std::min(NC, N - jc);
-        for (Index pc = 0; pc < K; pc += KC) {
-            const Index kc = std::min(KC, K - pc);
+    // Equal blocks no larger than MC/KC/NC (a 384-deep product is 2×192, not 256 + 128: a thin last block
+    // would pay the C reload of a full one for half the work).
+    const Index kb = balanced(K, KC, 1), mb = balanced(M, MC, MR), nb = balanced(N, NC, NR);
+    for (Index jc = 0; jc < N; jc += nb) {
+        const Index nc = std::min(nb, N - jc);
+        for (Index pc = 0; pc < K; pc += kb) {
+            const Index kc = std::min(kb, K - pc);
             pack_b(kc, nc, NR, MatRef{B.p + pc * B.rs + jc * B.cs, B.rs, B.cs}, b_buf.data());
-            for (Index ic = 0; ic < M; ic += MC) {
-                const Index mc = std::min(MC, M - ic);
+            for (Index ic = 0; ic < M; ic += mb) {
+                const Index mc = std::min(mb, M - ic);
                 pack_a(mc, kc, MatRef{A.p + ic * A.rs + pc * A.cs, A.rs, A.cs}, a_buf.data());
                 for (Index jr = 0; jr < nc; jr += NR)
                     for (Index ir = 0; ir < mc; ir += MR)

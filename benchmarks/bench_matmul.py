@@ -8,7 +8,7 @@ import argparse
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from common import chart, median_time, print_table, save, try_torch
+from common import block_medians, chart, print_table, save, try_torch
 from minitx import kernels
 
 SLOW_RUNG_MAX_N = {0: 256, 1: 512, 2: 1024}  # the early rungs take minutes beyond these sizes
@@ -23,29 +23,29 @@ def contenders(threads):
     return fns
 
 
-def measure(m, k, n, fns, repeats):
+def measure(m, k, n, fns, rounds):
+    """GF/s of every contender on one (m, k) @ (k, n) product, timed in blocks (common.block_medians)."""
     rng = np.random.default_rng(0)
     a, b = rng.standard_normal((m, k), np.float32), rng.standard_normal((k, n), np.float32)
     flops = 2.0 * m * n * k
-    row = {}
-    for name, fn in fns.items():
-        if name[0] == "v" and int(name[1]) in SLOW_RUNG_MAX_N and max(m, n, k) > SLOW_RUNG_MAX_N[int(name[1])]:
-            row[name] = None
-            continue
-        reps = 1 if name in ("v0", "v1") else repeats
-        row[name] = flops / median_time(lambda: fn(a, b), repeats=reps, min_time=0.05) / 1e9
-    return row
+    too_slow = {name for name in fns if name[0] == "v" and int(name[1]) in SLOW_RUNG_MAX_N
+                and max(m, n, k) > SLOW_RUNG_MAX_N[int(name[1])]}
+    timed = {name: (lambda fn=fn: fn(a, b)) for name, fn in fns.items() if name not in too_slow}
+    block = int(min(10, max(2, 2e9 / flops)))  # ~10-50 ms of back-to-back calls per block for the fast ones
+    slow = {name: (1, 1) for name in ("v0", "v1", "v2")}
+    seconds = block_medians(timed, rounds=rounds, block=block, max_blocks=slow)
+    return {name: (None if name in too_slow else flops / seconds[name] / 1e9) for name in fns}
 
 
 def main(quick=False):
     threads = kernels.get_num_threads()
     sizes = [128, 256, 512] if quick else [128, 256, 512, 1024, 2048, 4096]
     shapes = [(512, 384, 1536), (512, 1536, 384)] if not quick else [(128, 384, 1536)]
-    repeats = 3 if quick else 5
+    rounds = 2 if quick else 3
     with threadpool_limits(threads):
         fns = contenders(threads)
-        square = {n: measure(n, n, n, fns, repeats) for n in sizes}
-        transformer = {f"{m}x{k}x{n}": measure(m, k, n, fns, repeats) for m, k, n in shapes}
+        square = {n: measure(n, n, n, fns, rounds) for n in sizes}
+        transformer = {f"{m}x{k}x{n}": measure(m, k, n, fns, rounds) for m, k, n in shapes}
     names = list(fns)
     rows = [[n] + [square[n][c] for c in names] + [square[n]["v4"] / square[n]["numpy"]] for n in sizes]
     rows += [[s] + [transformer[s][c] for c in names] + [transformer[s]["v4"] / transformer[s]["numpy"]]

@@ -43,6 +43,30 @@ def interleaved_medians(fns, repeats=5, warmup=1, max_repeats=None):
     return {name: statistics.median(t) for name, t in times.items()}
 
 
+def block_medians(fns, rounds=3, block=5, warmup=1, settle=0.1, max_blocks=None):
+    """Median wall time (seconds) of each fn in the dict `fns`, timed in blocks: every round runs, for each
+    contender in turn, a pause of `settle` seconds, `warmup` untimed calls and `block` timed back-to-back
+    calls. The pause lets the previous contender's thread pool go to sleep (OpenBLAS's and OpenMP's workers
+    spin for ~50-100 ms after a call and would steal a core from the next contender); the rounds spread
+    every contender over the same slow and fast phases of a shared machine. `max_blocks` (name -> (rounds,
+    block)) caps slow contenders."""
+    max_blocks = max_blocks or {}
+    times = {name: [] for name in fns}
+    for r in range(rounds):
+        for name, fn in fns.items():
+            n_rounds, n_block = max_blocks.get(name, (rounds, block))
+            if r >= n_rounds:
+                continue
+            time.sleep(settle)
+            for _ in range(warmup):
+                fn()
+            for _ in range(n_block):
+                start = time.perf_counter()
+                fn()
+                times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
 def load_average():
     """The 1-minute load average (os.getloadavg), recorded with every result: other work on the machine."""
     try:

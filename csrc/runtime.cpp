@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <mutex>
@@ -12,6 +13,7 @@
 #include <thread>
 
 #include <pthread.h>
+#include <sched.h>
 
 namespace minitx {
 
@@ -81,15 +83,36 @@ int parallel_workers(Index n_tasks, int max_threads) {
     return static_cast<int>(std::max<Index>(1, std::min<Index>(t, n_tasks)));
 }
 
-// The resident pool: num_threads() - 1 workers, created on first use, that sleep on a condition variable
-// between parallel regions (no spinning, so nothing steals cycles from OpenBLAS's pool between calls).
-// A resident worker keeps its thread_local packing buffers (csrc/matmul/v3_packed.cpp) from call to call;
-// a thread spawned per call allocated, zeroed and page-faulted ~2 MB of them every time.
+// The resident pool: num_threads() - 1 workers, created on first use, each bound to a core other than the
+// caller's (see place()). After a parallel region a worker
+// spins for kSpin (catching back-to-back calls: a core that went to sleep takes ~50-200 µs to wake on a
+// virtual machine, as long as a whole 256³ product), then sleeps on a condition variable, so between
+// bursts of calls nothing steals cycles from OpenBLAS's pool. The caller likewise spins, then sleeps,
+// while it waits for the workers. A resident worker also keeps its thread_local packing buffers
+// (csrc/matmul/v3_packed.cpp) from call to call; a thread spawned per call allocated, zeroed and
+// page-faulted ~2 MB of them every time.
 // One region runs at a time: a call made while another is running (another Python thread, the GIL being
 // released) or from inside a region runs on its calling thread alone.
 namespace {
 
 thread_local bool t_in_region = false;
+constexpr auto kSpin = std::chrono::microseconds(300);
+
+// One step of a spin-wait: sched_yield rather than a pause instruction, so a spinning thread that
+// shares a core with the thread it waits for (the scheduler places a woken worker next to its waker)
+// gives the core up instead of holding it for its whole time slice.
+inline void cpu_relax() { std::this_thread::yield(); }
+
+// Spins until done() or kSpin has passed; true if done() became true.
+template <class Done>
+bool spin_until(Done done) {
+    const auto deadline = std::chrono::steady_clock::now() + kSpin;
+    for (int i = 0;; ++i) {
+        if (done()) return true;
+        cpu_relax();
+        if ((i & 15) == 15 && std::chrono::steady_clock::now() > deadline) return done();
+    }
+}
 
 class Pool {
    public:
@@ -97,6 +120,7 @@ class Pool {
         std::unique_lock<std::mutex> region(busy_, std::try_to_lock);
         if (!region.owns_lock()) return run_inline(n_tasks, fn);
         grow(workers - 1);
+        place(workers - 1);
         {
             std::lock_guard<std::mutex> lk(m_);
             fn_ = &fn;
@@ -104,7 +128,7 @@ class Pool {
             next_ = 0;
             participants_ = workers;
             pending_ = workers - 1;
-            ++generation_;
+            generation_.fetch_add(1, std::memory_order_release);
         }
         work_.notify_all();
         t_in_region = true;
@@ -116,8 +140,11 @@ class Pool {
             next_ = n_tasks_;
         }
         t_in_region = false;
-        std::unique_lock<std::mutex> lk(m_);
-        done_.wait(lk, [&] { return pending_ == 0; });
+        auto finished = [&] { return pending_.load(std::memory_order_acquire) == 0; };
+        if (!spin_until(finished)) {
+            std::unique_lock<std::mutex> lk(m_);
+            done_.wait(lk, finished);
+        }
         if (error) std::rethrow_exception(error);
     }
 
@@ -127,9 +154,39 @@ class Pool {
 
    private:
     void grow(int n) {  // threads are detached and live until the process ends
-        while (int(threads_started_) < n) {
-            const int w = int(++threads_started_);
-            std::thread([this, w] { worker_loop(w); }).detach();
+        while (int(handles_.size()) < n) {
+            const int w = int(handles_.size()) + 1;
+            std::thread th([this, w] { worker_loop(w); });
+            handles_.push_back(th.native_handle());
+            worker_cpu_.push_back(-1);
+            th.detach();
+        }
+    }
+
+    // Worker w runs on the w-th allowed CPU after the caller's. Left free, the scheduler wakes a worker on
+    // its waker's core, where it queues behind the caller for the whole region (measured on the 2-core
+    // VM: the caller ran both halves of a product in most calls and never migrated). One
+    // pthread_setaffinity_np call, only when the caller has moved.
+    void place(int n) {
+        if (allowed_.empty()) {
+            cpu_set_t set;
+            if (sched_getaffinity(0, sizeof(set), &set) == 0)
+                for (int cpu = 0; cpu < CPU_SETSIZE; ++cpu)
+                    if (CPU_ISSET(cpu, &set)) allowed_.push_back(cpu);
+            if (allowed_.empty()) allowed_.push_back(-1);
+        }
+        const int count = int(allowed_.size());
+        if (count < 2) return;
+        const int here = sched_getcpu();
+        const int base = int(std::find(allowed_.begin(), allowed_.end(), here) - allowed_.begin()) % count;
+        for (int w = 1; w <= n; ++w) {
+            const int cpu = allowed_[(base + w) % count];
+            if (worker_cpu_[w - 1] == cpu) continue;
+            cpu_set_t one;
+            CPU_ZERO(&one);
+            CPU_SET(cpu, &one);
+            pthread_setaffinity_np(handles_[w - 1], sizeof(one), &one);
+            worker_cpu_[w - 1] = cpu;
         }
     }
 
@@ -140,26 +197,32 @@ class Pool {
     void worker_loop(int w) {
         t_in_region = true;  // a worker never opens a region of its own
         std::uint64_t seen = 0;
-        std::unique_lock<std::mutex> lk(m_);
         for (;;) {
-            work_.wait(lk, [&] { return generation_ != seen; });
-            seen = generation_;
+            auto posted = [&] { return generation_.load(std::memory_order_acquire) != seen; };
+            if (!spin_until(posted)) {
+                std::unique_lock<std::mutex> lk(m_);
+                work_.wait(lk, posted);
+            }
+            seen = generation_.load(std::memory_order_acquire);
             if (w >= participants_) continue;
-            lk.unlock();
             take_tasks(w);
-            lk.lock();
-            if (--pending_ == 0) done_.notify_one();
+            if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+                std::lock_guard<std::mutex> lk(m_);  // the caller may be between its check and its wait
+                done_.notify_one();
+            }
         }
     }
 
     std::mutex busy_, m_;
     std::condition_variable work_, done_;
-    std::atomic<int> threads_started_{0};
-    std::uint64_t generation_ = 0;
+    std::vector<pthread_t> handles_;
+    std::vector<int> worker_cpu_, allowed_;  // the CPU each worker is bound to; the process's CPUs
+    std::atomic<std::uint64_t> generation_{0};
     const std::function<void(Index, int)>* fn_ = nullptr;
     Index n_tasks_ = 0;
     std::atomic<Index> next_{0};
-    int participants_ = 0, pending_ = 0;
+    int participants_ = 0;
+    std::atomic<int> pending_{0};
 };
 
 Pool* g_pool = nullptr;  // leaked on purpose: no joins at exit; a forked child starts a fresh one

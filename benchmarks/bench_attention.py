@@ -1,6 +1,7 @@
 """Attention forward and backward: the fused minitx kernels vs torch scaled_dot_product_attention (CPU)
 and the unfused NumPy reference, shape (1, 8, L, 64), causal=False. Writes results/attention.json/png.
-The contenders are timed round-robin (interleaved_medians), so they see the same load on a shared machine.
+The contenders are timed in rounds of short blocks after a settle pause (common.block_medians), so they see
+the same load on a shared machine and no contender runs while another's thread pool still spins.
 
     python benchmarks/bench_attention.py [--quick]
 """
@@ -9,7 +10,7 @@ import argparse
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from common import chart, interleaved_medians, print_table, save, try_torch
+from common import block_medians, chart, print_table, save, try_torch
 from minitx import kernels, reference
 
 
@@ -38,8 +39,8 @@ def measure(L, torch, repeats, with_numpy):
             sdpa(tq, tk, tv).backward(tdout)
 
         fns["torch_fwd"], fns["torch_fwd_bwd"] = torch_fwd, torch_fwd_bwd
-    slow = {"numpy_fwd": max(1, repeats // 2), "numpy_bwd": max(1, repeats // 2)}
-    row = interleaved_medians(fns, repeats, max_repeats=slow)
+    slow = {"numpy_fwd": (max(1, repeats // 2), 1), "numpy_bwd": (max(1, repeats // 2), 1)}
+    row = block_medians(fns, rounds=repeats, block=3, max_blocks=slow)
     if torch is not None:  # backward alone, approx.
         row["torch_bwd"] = max(row.pop("torch_fwd_bwd") - row["torch_fwd"], 0.0)
     return {k_: v_ * 1e3 for k_, v_ in row.items()}  # ms

@@ -7,9 +7,9 @@
 // The only extra memory is one score tile; out = acc / l and lse = m + log l are kept for the backward.
 // A row that sees no key (all -inf) gets out = 0 and lse = -inf, never NaN. (batch, head, query block)
 // triples are spread over threads; causal blocks stop at their last visible key.
-// Measured (1,8,L,64), 2 threads, AVX2, shared 2-core machine (load avg 1.1-1.6), round-robin with torch:
-// L = 512/1024/2048/4096: 6.8/36/165/671 ms = 0.96/1.07/0.97/0.94× torch SDPA's speed, 4-5× the unfused NumPy
-// reference; one thread reaches ~45-60 GF/s (gemm_tile alone ~75). The previous one-query-row-at-a-time
+// Measured (1,8,L,64), 2 threads, AVX2 EPYC, quiet machine (load ~1.0-1.4), timed in blocks with torch:
+// L = 512/1024/2048/4096: 4.8/20.9/81/319 ms = 1.23/0.98/0.93/0.97× torch SDPA's speed (another run:
+// 1.10/0.87/1.03/1.01×), 4.0-4.5× the unfused NumPy reference (NumPy's matmuls are OpenBLAS, 2 threads). The previous one-query-row-at-a-time
 // (dot/axpy) kernel was 0.3× torch in the same run. benchmarks/results/attention.json has the latest run.
 // Reference: minitx/backends/numpy_ref.py::attention_forward
 #include <algorithm>

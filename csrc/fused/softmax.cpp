@@ -4,10 +4,11 @@
 // Forward: max, then exp + sum (writing y), then y *= 1/sum; backward: a dot product, then one
 // elementwise pass. A row stays in L1/L2 between passes, so memory sees one read and one write per
 // element; NumPy's version makes ~6 passes over memory. All passes are AVX2 (simd.h) with scalar twins.
-// Measured (AVX2, shared 2-core machine, load ~1.5): forward 0.31 ms at 512×768 (5× NumPy, whose exp is
-// SIMD too: the forward is bound by the polynomial exp, ~0.7 ns/element), 45 ms at 8192×4096 (65% of a
-// fresh-output x.copy()'s bandwidth); backward 2-4× NumPy at 78-84% of copy bandwidth. See
-// benchmarks/results/fused.json.
+// Measured (AVX2 EPYC, 2 cores, quiet, load ~1.4, two runs): forward 0.32-0.35 ms at 512×768 (one core:
+// bound by the polynomial exp, ~0.8 ns/element; 4.9-13× NumPy, whose own time varied 3× between runs),
+// 2.1 ms at 4096×1024 (8-10×, 75-100% of a fresh-output x.copy()'s bandwidth), 27-34 ms at 8192×4096
+// (5.9×, 79-83% of copy: NumPy takes 157-199 ms, so 10× would need more than the copy's bandwidth);
+// backward 2.4-3.8× NumPy at 60-133% of copy. See benchmarks/results/fused.json.
 // Reference: minitx/backends/numpy_ref.py::softmax_forward / softmax_backward
 #include <algorithm>
 
@@ -17,7 +18,7 @@
 
 namespace minitx {
 
-// Threads are spawned per call (~20-50 µs), so a call goes parallel only from kMinParallel elements
+// Waking the pool costs ~10-200 µs (csrc/runtime.cpp), so a call goes parallel only from kMinParallel elements
 // (~0.1-0.5 ms of work on one core), in tasks of at least kMinElementsPerTask.
 static constexpr Index kMinParallel = 1 << 19;
 static constexpr Index kMinElementsPerTask = 1 << 15;

@@ -8,7 +8,10 @@
 //     row of the B panel and broadcasts MR values of A: MR·NR/width FMAs per MR + NR/width loads.
 //     AVX-512: 6×32 (12 zmm accumulators), AVX2+FMA: 6×16 (12 ymm), scalar: 6×16 plain C++.
 // Chosen at run time from current_isa() (per-function target attributes; no -march).
-// Measured: 64-81 GF/s single-threaded on 512×384×1536 (AVX2, shared machine); see benchmarks/results/matmul.json.
+// The AVX2 kernel prefetches its C tile before the K loop (C is read/written after it, ~12% at N ≥ 1024)
+// and unrolls K by 4; blocks are balanced (K = 384 is 2×192, not 256 + 128).
+// Measured (AVX2 EPYC, 2 cores, quiet, load ~1.0-1.4): 66-82 GF/s single-threaded for N = 256…4096 and the
+// transformer shapes (~80% of one core's 100 GF/s FMA peak); see benchmarks/results/matmul.json.
 // Reference: minitx/backends/numpy_ref.py::matmul
 #include <immintrin.h>
 

@@ -2,10 +2,16 @@
 // aligned to 32, or row strips when N is narrow), each computed by v3 on its own thread with its own
 // packing buffers: no locks or barriers, and only A (or B) is packed twice. Batched products with at
 // least num_threads() members are spread whole over the threads instead. Small products (< 2 MFLOP)
-// stay on the calling thread: spawning a thread costs ~20 µs.
+// stay on the calling thread. The threads are the resident pool of csrc/runtime.cpp (a worker bound
+// to the other core, spinning ~0.3 ms between back-to-back calls): spawning a thread per call cost its
+// ~2 MB of packing buffers (allocated, zeroed, page-faulted) every time and let the scheduler queue it
+// behind the caller on one core; the pool took N = 256-512 from ~0.5-0.7× to ~0.85-1.2× np.matmul.
 // Threads: 2 by default, MINITX_NUM_THREADS or minitx.kernels.set_num_threads(n). Benchmarks limit
 // OpenBLAS to its own threads with threadpoolctl so the two pools do not oversubscribe the cores.
-// Measured: 118-123 GF/s on 512×384×1536 with 2 threads (0.93-0.97× np.matmul); see benchmarks/results/matmul.json.
+// Measured (AVX2 EPYC, 2 cores, quiet, load ~1.0-1.4, two full runs of bench_matmul): N = 1024/2048/4096:
+// 135-141/141-164/146-158 GF/s = 0.98-1.04/0.98-1.15/0.98-1.01× np.matmul (OpenBLAS, 2 threads);
+// 512×384×1536 and 512×1536x384: 137-139 GF/s = 0.98-1.08×; N = 128/256/512: 0.77-0.90/0.94-1.22/0.84-0.97×
+// (a 128³ product is ~70 µs: the pool wake-up is a visible share). See benchmarks/results/matmul.json.
 // Reference: minitx/backends/numpy_ref.py::matmul
 #include <algorithm>
 

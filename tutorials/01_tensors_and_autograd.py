@@ -17,8 +17,6 @@
 # `MINITX_TUTORIAL_QUICK=1` picks small settings; figures go to `MINITX_TUTORIAL_OUT` (default `tutorials/figures/`).
 
 # %%
-import os
-from pathlib import Path
 
 import numpy as np
 
@@ -26,11 +24,8 @@ import minitx as mx
 from minitx.testing import gradcheck
 from minitx.viz import plot_graph, save_figure, to_dot
 from minitx.viz.figure import new_figure
+from _settings import OUT, QUICK  # quick mode (CI) and the figure folder: tutorials/_settings.py
 
-QUICK = os.environ.get("MINITX_TUTORIAL_QUICK", "0") == "1"
-HERE = Path(__file__).resolve().parent if "__file__" in globals() else Path.cwd()  # a notebook runs in tutorials/
-OUT = Path(os.environ.get("MINITX_TUTORIAL_OUT", HERE / "figures"))
-OUT.mkdir(parents=True, exist_ok=True)
 mx.manual_seed(0)
 
 # %% [markdown]

@@ -10,8 +10,6 @@
 
 # %%
 import math
-import os
-from pathlib import Path
 
 import numpy as np
 
@@ -20,11 +18,8 @@ from minitx import nn
 from minitx.nn import functional as F
 from minitx.optim import Adam
 from minitx.viz import plot_positional_encoding
+from _settings import OUT, QUICK  # quick mode (CI) and the figure folder: tutorials/_settings.py
 
-QUICK = os.environ.get("MINITX_TUTORIAL_QUICK", "0") == "1"
-HERE = Path(__file__).resolve().parent if "__file__" in globals() else Path.cwd()  # a notebook runs in tutorials/
-OUT = Path(os.environ.get("MINITX_TUTORIAL_OUT", HERE / "figures"))
-OUT.mkdir(parents=True, exist_ok=True)
 mx.manual_seed(0)
 rng = np.random.default_rng(0)
 

@@ -15,8 +15,6 @@
 # well-behaved. We derive the LN gradient, check it, and measure gradient norms per layer.
 
 # %%
-import os
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -27,11 +25,8 @@ from minitx.nn import functional as F
 from minitx.testing import gradcheck
 from minitx.viz import save_figure
 from minitx.viz.figure import new_figure
+from _settings import OUT, QUICK  # quick mode (CI) and the figure folder: tutorials/_settings.py
 
-QUICK = os.environ.get("MINITX_TUTORIAL_QUICK", "0") == "1"
-HERE = Path(__file__).resolve().parent if "__file__" in globals() else Path.cwd()  # a notebook runs in tutorials/
-OUT = Path(os.environ.get("MINITX_TUTORIAL_OUT", HERE / "figures"))
-OUT.mkdir(parents=True, exist_ok=True)
 mx.manual_seed(0)
 rng = np.random.default_rng(0)
 

@@ -10,8 +10,6 @@
 # predicts `y₁ … y_n` at every position at once; its causal mask keeps position t from peeking at t + 1.
 
 # %%
-import os
-from pathlib import Path
 
 import numpy as np
 
@@ -19,11 +17,8 @@ import minitx as mx
 from minitx.models.seq2seq import Seq2SeqConfig, Seq2SeqTransformer
 from minitx.optim import Adam
 from minitx.viz import plot_attention, plot_training_curves
+from _settings import OUT, QUICK  # quick mode (CI) and the figure folder: tutorials/_settings.py
 
-QUICK = os.environ.get("MINITX_TUTORIAL_QUICK", "0") == "1"
-HERE = Path(__file__).resolve().parent if "__file__" in globals() else Path.cwd()  # a notebook runs in tutorials/
-OUT = Path(os.environ.get("MINITX_TUTORIAL_OUT", HERE / "figures"))
-OUT.mkdir(parents=True, exist_ok=True)
 mx.manual_seed(0)
 
 # %% [markdown]

@@ -15,7 +15,6 @@
 
 # %%
 import importlib.util
-import os
 from collections import Counter
 from pathlib import Path
 
@@ -25,11 +24,8 @@ from minitx.data.corpus import builtin_corpus
 from minitx.tokenizers import BasicTokenizer, WordPieceTokenizer, learn_merges, train_bpe, train_wordpiece
 from minitx.viz import save_figure
 from minitx.viz.figure import new_figure
+from _settings import OUT, QUICK  # quick mode (CI) and the figure folder: tutorials/_settings.py
 
-QUICK = os.environ.get("MINITX_TUTORIAL_QUICK", "0") == "1"
-HERE = Path(__file__).resolve().parent if "__file__" in globals() else Path.cwd()  # a notebook runs in tutorials/
-OUT = Path(os.environ.get("MINITX_TUTORIAL_OUT", HERE / "figures"))
-OUT.mkdir(parents=True, exist_ok=True)
 
 documents = builtin_corpus()
 sentences = [s for doc in documents for s in doc]

@@ -16,7 +16,6 @@
 import json
 import os
 import tempfile
-from pathlib import Path
 
 import numpy as np
 
@@ -30,11 +29,8 @@ from minitx.recipes.pretrain_bert import BertPretrainingSettings, pretrain_bert
 from minitx.tokenizers import WordPieceTokenizer, train_wordpiece
 from minitx.viz import plot_training_curves, save_figure
 from minitx.viz.figure import new_figure
+from _settings import OUT, QUICK  # quick mode (CI) and the figure folder: tutorials/_settings.py
 
-QUICK = os.environ.get("MINITX_TUTORIAL_QUICK", "0") == "1"
-HERE = Path(__file__).resolve().parent if "__file__" in globals() else Path.cwd()  # a notebook runs in tutorials/
-OUT = Path(os.environ.get("MINITX_TUTORIAL_OUT", HERE / "figures"))
-OUT.mkdir(parents=True, exist_ok=True)
 mx.manual_seed(0)
 
 documents = builtin_corpus()          # a list of documents, each a list of sentences

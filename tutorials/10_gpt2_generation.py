@@ -13,9 +13,7 @@
 # compare the strategies with `model.generate` (HF semantics, `minitx/generation.py`), re-deriving greedy by hand.
 
 # %%
-import os
 import tempfile
-from pathlib import Path
 
 import numpy as np
 
@@ -28,11 +26,8 @@ from minitx.reference import log_softmax_forward
 from minitx.tokenizers import ByteLevelBPETokenizer
 from minitx.viz import save_figure
 from minitx.viz.figure import new_figure
+from _settings import OUT, QUICK  # quick mode (CI) and the figure folder: tutorials/_settings.py
 
-QUICK = os.environ.get("MINITX_TUTORIAL_QUICK", "0") == "1"
-HERE = Path(__file__).resolve().parent if "__file__" in globals() else Path.cwd()  # a notebook runs in tutorials/
-OUT = Path(os.environ.get("MINITX_TUTORIAL_OUT", HERE / "figures"))
-OUT.mkdir(parents=True, exist_ok=True)
 mx.manual_seed(0)
 
 # %% [markdown]

@@ -19,9 +19,7 @@
 # Finally the benchmark charts from `benchmarks/results/` and a roofline of this machine.
 
 # %%
-import os
 import time
-from pathlib import Path
 
 import numpy as np
 
@@ -30,11 +28,8 @@ from minitx import reference
 from minitx.viz import measure_peak, plot_roofline, read_benchmark_points, save_figure
 from minitx.viz.figure import new_figure
 from minitx.viz.roofline import KernelPoint, default_results_dir, matmul_intensity
+from _settings import OUT, QUICK  # quick mode (CI) and the figure folder: tutorials/_settings.py
 
-QUICK = os.environ.get("MINITX_TUTORIAL_QUICK", "0") == "1"
-HERE = Path(__file__).resolve().parent if "__file__" in globals() else Path.cwd()  # a notebook runs in tutorials/
-OUT = Path(os.environ.get("MINITX_TUTORIAL_OUT", HERE / "figures"))
-OUT.mkdir(parents=True, exist_ok=True)
 rng = np.random.default_rng(0)
 HAVE_CPP = mx.cpp_available()
 if HAVE_CPP:

@@ -12,8 +12,6 @@
 # `label_smoothing` (Szegedy et al., 2016, §7) and `ignore_index` (the −100 labels of MLM and padding).
 
 # %%
-import os
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -25,11 +23,8 @@ from minitx.optim import SGD
 from minitx.testing import gradcheck
 from minitx.viz import save_figure
 from minitx.viz.figure import new_figure
+from _settings import OUT, QUICK  # quick mode (CI) and the figure folder: tutorials/_settings.py
 
-QUICK = os.environ.get("MINITX_TUTORIAL_QUICK", "0") == "1"
-HERE = Path(__file__).resolve().parent if "__file__" in globals() else Path.cwd()  # a notebook runs in tutorials/
-OUT = Path(os.environ.get("MINITX_TUTORIAL_OUT", HERE / "figures"))
-OUT.mkdir(parents=True, exist_ok=True)
 mx.manual_seed(0)
 rng = np.random.default_rng(0)
 

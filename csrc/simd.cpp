@@ -54,6 +54,19 @@ static void gemm_tile_scalar(Index m, Index n, Index k, const float* a, Index rs
     }
 }
 
+static void gemm_tile_packed_b_scalar(Index m, Index n, Index k, const float* a, Index rsa, Index csa,
+                                      const float* bp, float* c, Index ldc, bool accumulate) {
+    for (Index i = 0; i < m; ++i) {
+        float* ci = c + i * ldc;
+        if (!accumulate)
+            for (Index j = 0; j < n; ++j) ci[j] = 0.f;
+        for (Index p = 0; p < k; ++p) {
+            const float av = a[i * rsa + p * csa];
+            for (Index j = 0; j < n; ++j) ci[j] += av * bp[(j / 16) * 16 * k + p * 16 + j % 16];
+        }
+    }
+}
+
 static void online_softmax_cols_scalar(float* s, Index rows, Index cols, Index lds, float* m, float* l,
                                        float* corr) {
     for (Index c = 0; c < cols; ++c) {
@@ -223,6 +236,22 @@ __attribute__((target("avx2,fma"))) static void gemm_tile_avx2(Index m, Index n,
     }
 }
 
+__attribute__((target("avx2,fma"))) static void gemm_tile_packed_b_avx2(Index m, Index n, Index k, const float* a,
+                                                                        Index rsa, Index csa, const float* bp,
+                                                                        float* c, Index ldc, bool accumulate) {
+    for (Index j0 = 0; j0 < n; j0 += 16) {
+        const Index nr = std::min<Index>(16, n - j0);
+        const float* panel = bp + j0 * k;  // k rows of 16 contiguous floats
+        for (Index i0 = 0; i0 < m; i0 += 6) {
+            const Index mr = std::min<Index>(6, m - i0);
+            const float* ai = a + i0 * rsa;
+            float* cij = c + i0 * ldc + j0;
+            if (nr == 16) micro_rows_avx2<true>(mr, k, ai, rsa, csa, panel, 16, cij, ldc, nr, accumulate);
+            else micro_rows_avx2<false>(mr, k, ai, rsa, csa, panel, 16, cij, ldc, nr, accumulate);
+        }
+    }
+}
+
 // Load/store 8 lanes, masked only for a partial last group (a masked store is slow on some CPUs).
 template <bool FULL>
 __attribute__((target("avx2,fma"))) static inline __m256 load8(const float* p, __m256i mask) {
@@ -326,6 +355,25 @@ void gemm_tile(Index m, Index n, Index k, const float* a, Index rsa, Index csa, 
     if (m <= 0 || n <= 0) return;
     if (use_avx2()) return gemm_tile_avx2(m, n, k, a, rsa, csa, b, ldb, c, ldc, accumulate);
     gemm_tile_scalar(m, n, k, a, rsa, csa, b, ldb, c, ldc, accumulate);
+}
+
+void pack_b_panels(Index k, Index n, const float* b, Index rsb, Index csb, float alpha, float* dst) {
+    for (Index j0 = 0; j0 < n; j0 += 16) {
+        const Index nr = std::min<Index>(16, n - j0);
+        for (Index p = 0; p < k; ++p, dst += 16) {
+            const float* bp = b + p * rsb + j0 * csb;
+            Index jj = 0;
+            for (; jj < nr; ++jj) dst[jj] = alpha * bp[jj * csb];
+            for (; jj < 16; ++jj) dst[jj] = 0.f;
+        }
+    }
+}
+
+void gemm_tile_packed_b(Index m, Index n, Index k, const float* a, Index rsa, Index csa, const float* bp, float* c,
+                        Index ldc, bool accumulate) {
+    if (m <= 0 || n <= 0) return;
+    if (use_avx2()) return gemm_tile_packed_b_avx2(m, n, k, a, rsa, csa, bp, c, ldc, accumulate);
+    gemm_tile_packed_b_scalar(m, n, k, a, rsa, csa, bp, c, ldc, accumulate);
 }
 
 void online_softmax_cols(float* s, Index rows, Index cols, Index lds, float* m, float* l, float* corr) {

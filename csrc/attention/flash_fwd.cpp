@@ -2,15 +2,20 @@
 // A block of kBlockQ queries streams K/V in tiles of kBlockK keys with an online softmax: a running max
 // m, running sum l and unnormalised accumulator acc per query, rescaled by exp(m_old - m_new) whenever a
 // tile raises the max (Milakov & Gimelshein, 2018; Dao et al., 2022, Alg. 1; FlashAttention-2 loop order).
-// Each tile is two small matrix products on the register-tiled simd::gemm_tile micro-kernel:
+// Each tile is two small matrix products on the register-tiled micro-kernel (simd::gemm_tile_packed_b):
 //   Sᵀ = K_tile · (scale·Q_blk)ᵀ   (kBlockK × kBlockQ),   acc += P · V_tile   (P read transposed, no copy)
-// The only extra memory is one score tile; out = acc / l and lse = m + log l are kept for the backward.
+// Their B operands are packed into 16-column panels (simd::pack_b_panels) so each micro-kernel step reads
+// one contiguous 64-byte row: (scale·Q_blk)ᵀ once per query block, each V tile once per tile.
+// The only extra memory is one score tile and the packed panels; out = acc / l and lse = m + log l are kept
+// for the backward.
 // A row that sees no key (all -inf) gets out = 0 and lse = -inf, never NaN. (batch, head, query block)
 // triples are spread over threads; causal blocks stop at their last visible key.
-// Measured (1,8,L,64), 2 threads, AVX2 EPYC, quiet machine (load ~1.0-1.4), timed in blocks with torch:
-// L = 512/1024/2048/4096: 4.8/20.9/81/319 ms = 1.23/0.98/0.93/0.97× torch SDPA's speed (another run:
-// 1.10/0.87/1.03/1.01×), 4.0-4.5× the unfused NumPy reference (NumPy's matmuls are OpenBLAS, 2 threads). The previous one-query-row-at-a-time
-// (dot/axpy) kernel was 0.3× torch in the same run. benchmarks/results/attention.json has the latest run.
+// Measured (1,8,L,64), 2 threads, AVX2 EPYC, quiet machine (load ~1.5), timed in blocks with torch:
+// L = 512/1024/2048/4096: 5.1/20.2/77/307 ms = 1.30/1.02/1.01/1.02× torch SDPA's speed (before packing and
+// 128 × 128 tiles: 4.8/20.9/81/319 ms, 1.23/0.98/0.93/0.97×), 4.5-4.8× the unfused NumPy reference (NumPy's
+// matmuls are OpenBLAS, 2 threads). The margin over torch is within run-to-run noise (~5%) above L = 512.
+// The first one-query-row-at-a-time (dot/axpy) kernel was 0.3× torch. benchmarks/results/attention.json has
+// the latest run.
 // Reference: minitx/backends/numpy_ref.py::attention_forward
 #include <algorithm>
 #include <vector>
@@ -23,18 +28,20 @@ namespace minitx {
 // One block of nq queries [i0, i0 + nq) of head (b, h) against all the keys it may see.
 static void forward_block(const AttnShape& s, const float* qh, const float* kh, const float* vh, const AttnMask& mask,
                           Index b, Index h, Index i0, Index nq, float* outh, float* lseh) {
-    std::vector<float> qt(s.D * kBlockQ), st(kBlockK * kBlockQ), acc(kBlockQ * s.Dv, 0.f);
+    const Index dv_pad = (s.Dv + 15) / 16 * 16;
+    std::vector<float> qp(s.D * kBlockQ), vp(kBlockK * dv_pad), st(kBlockK * kBlockQ), acc(kBlockQ * s.Dv, 0.f);
     std::vector<float> m(kBlockQ, -INFINITY), l(kBlockQ, 0.f), corr(kBlockQ);
-    pack_transposed(qh + i0 * s.D, nq, s.D, s.scale, qt.data());
+    simd::pack_b_panels(s.D, nq, qh + i0 * s.D, 1, s.D, s.scale, qp.data());  // (scale·Q_blk)ᵀ, once per block
     const Index n_keys = s.keys_visible(i0 + nq - 1);  // the last query of the block sees the most keys
     for (Index j0 = 0; j0 < n_keys; j0 += kBlockK) {
         const Index nk = std::min(kBlockK, n_keys - j0);
-        simd::gemm_tile(nk, nq, s.D, kh + j0 * s.D, s.D, 1, qt.data(), kBlockQ, st.data(), kBlockQ, false);
+        simd::gemm_tile_packed_b(nk, nq, s.D, kh + j0 * s.D, s.D, 1, qp.data(), st.data(), kBlockQ, false);
         if (tile_needs_mask(s, mask, i0, j0, nk)) mask_tile(s, mask, b, h, i0, nq, j0, nk, st.data());
         simd::online_softmax_cols(st.data(), nk, nq, kBlockQ, m.data(), l.data(), corr.data());
         for (Index c = 0; c < nq; ++c)
             if (corr[c] != 1.f) simd::scale(acc.data() + c * s.Dv, corr[c], s.Dv);
-        simd::gemm_tile(nq, s.Dv, nk, st.data(), 1, kBlockQ, vh + j0 * s.Dv, s.Dv, acc.data(), s.Dv, true);
+        simd::pack_b_panels(nk, s.Dv, vh + j0 * s.Dv, s.Dv, 1, 1.f, vp.data());
+        simd::gemm_tile_packed_b(nq, s.Dv, nk, st.data(), 1, kBlockQ, vp.data(), acc.data(), s.Dv, true);
     }
     for (Index c = 0; c < nq; ++c) {
         float* out_i = outh + (i0 + c) * s.Dv;

@@ -100,6 +100,22 @@ def test_matmul_error_names_both_shapes():
     with pytest.raises(ValueError, match="C-contiguous"):
         kernels.matmul(np.zeros((3, 4), np.float32).T, np.zeros((3, 2), np.float32))
 
+    with pytest.raises(ValueError, match="float32"):  # a byte-swapped float32 is not taken by the lean 2-D path
+        kernels.matmul(np.zeros((4, 3), ">f4"), np.zeros((3, 2), np.float32))
+
+
+@pytest.mark.parametrize("m,k,n", [(1, 1, 1), (3, 5, 2), (16, 16, 16), (40, 30, 20)])  # both sides of the GIL cut-off
+def test_matmul_2d_lean_path_plain_transposed_and_misaligned(m, k, n, rng):
+    a, b = rand(rng, m, k), rand(rng, k, n)
+    expected = a.astype(np.float64) @ b
+    np.testing.assert_allclose(kernels.matmul(a, b), expected, atol=1e-5 * np.sqrt(k) * 16)
+    np.testing.assert_allclose(kernels.matmul_tn(np.ascontiguousarray(a.T), b), expected, atol=1e-5 * np.sqrt(k) * 16)
+    np.testing.assert_allclose(kernels.matmul_nt(a, np.ascontiguousarray(b.T)), expected, atol=1e-5 * np.sqrt(k) * 16)
+    buf = np.zeros(m * k * 4 + 1, np.uint8)[1:].view(np.float32).reshape(m, k)  # not 4-byte aligned: general path
+    buf[...] = a
+    assert not buf.flags.aligned
+    np.testing.assert_allclose(kernels.matmul(buf, b), expected, atol=1e-5 * np.sqrt(k) * 16)
+
 
 # ---------------------------------------------------------------- fused row kernels
 ROW_SHAPES = [(1,), (7,), (3, 63), (2, 5, 65), (4, 127), (2, 1024)]

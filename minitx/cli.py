@@ -60,15 +60,16 @@ def pretrain_command(args) -> int:
 
 
 def finetune_command(args) -> int:
-    from minitx.recipes.finetune import FinetuneSettings, finetune, glue_examples
+    from minitx.data.glue import load_glue_examples
+    from minitx.recipes.finetune import FinetuneSettings, finetune
 
     model_dir = _existing_dir(args.model)
     for name in ("config.json", "vocab.txt"):
         if not os.path.isfile(os.path.join(model_dir, name)):
             raise CommandError(f"--model {model_dir!r} has no {name}: expected a BERT checkpoint directory")
     data_dir = _existing_dir(args.data)
-    train = glue_examples(args.task, data_dir, "train")
-    dev = glue_examples(args.task, data_dir, "dev")
+    train = load_glue_examples(args.task, data_dir, "train")
+    dev = load_glue_examples(args.task, data_dir, "dev")
     settings = _settings(FinetuneSettings(), args)
     _print_result(finetune(model_dir, train, dev, args.out, task=args.task, settings=settings,
                            disable_tqdm=args.no_progress))

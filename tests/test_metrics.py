@@ -4,8 +4,8 @@ import math
 import numpy as np
 import pytest
 
-from minitx.train.metrics import (accuracy, f1_score, glue_compute_metrics, matthews_corrcoef, pearson,
-                                  rankdata, spearman)
+from minitx.train.metrics import (accuracy, f1_score, glue_compute_metrics, majority_baseline, matthews_corrcoef,
+                                  pearson, rankdata, spearman)
 
 pytestmark = pytest.mark.train
 
@@ -66,3 +66,8 @@ def test_glue_compute_metrics_keys_like_hf():
         glue_compute_metrics("qnli", preds, labels)
     with pytest.raises(ValueError, match="preds has 2 values but labels has 3"):
         accuracy([1, 0], [1, 0, 1])
+
+
+def test_majority_baseline_is_the_share_of_the_most_frequent_class():
+    assert majority_baseline([0, 1, 1, 1]) == 0.75
+    assert majority_baseline(np.array([2, 2, 0])) == 2 / 3

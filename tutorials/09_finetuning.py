@@ -48,7 +48,7 @@ eval_examples = shuffled_sentence_task([s for d in eval_docs for s in d], seed=1
 if QUICK:
     eval_examples = eval_examples[:64]
 for example in train_examples[:4]:
-    print(example["label"], example["text_a"][:90])
+    print(example.label, example.text_a[:90])
 print(f"{len(train_examples)} training, {len(eval_examples)} held-out examples")
 
 # %% [markdown]
@@ -148,9 +148,9 @@ save_figure(figure, OUT / "09_similarity.png")
 # %%
 n_train, n_eval = (64, 64) if QUICK else (1024, 256)
 probe_train, probe_eval = train_examples[:n_train], eval_examples[:n_eval]
-X_train, X_eval = embed([e["text_a"] for e in probe_train]), embed([e["text_a"] for e in probe_eval])
-y_train = np.array([e["label"] for e in probe_train])
-y_eval = np.array([e["label"] for e in probe_eval])
+X_train, X_eval = embed([e.text_a for e in probe_train]), embed([e.text_a for e in probe_eval])
+y_train = np.array([e.label for e in probe_train])
+y_eval = np.array([e.label for e in probe_eval])
 head = nn.Linear(X_train.shape[1], 2)
 optimizer = Adam(head.parameters(), lr=1e-2)
 for step in range(200):

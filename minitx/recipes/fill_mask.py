@@ -20,7 +20,7 @@ def fill_mask(model, tokenizer, text: str, top_k: int = 3) -> list:
                     token_type_ids=np.asarray([enc["token_type_ids"]]))
     logits = out.prediction_logits if getattr(out, "prediction_logits", None) is not None else out.logits
     probs = softmax_forward(logits.numpy()[0])                              # (L, V)
-    mask_id = tokenizer.vocab[tokenizer.mask_token]
+    mask_id = tokenizer.mask_token_id
     results = []
     for position in np.flatnonzero(ids[0] == mask_id):
         best = np.argsort(-probs[position])[:top_k]

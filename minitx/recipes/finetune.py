@@ -14,12 +14,12 @@ from dataclasses import dataclass
 import numpy as np
 
 import minitx
-from minitx.data.glue import encode_examples, load_glue_examples, task_info
+from minitx.data.glue import InputExample, encode_examples, task_info
 from minitx.models.bert import BertConfig, BertForSequenceClassification, BertModel
 from minitx.models.hf_io import read_config
 from minitx.tokenizers import WordPieceTokenizer
 from minitx.train.arguments import TrainingArguments
-from minitx.train.metrics import glue_compute_metrics
+from minitx.train.metrics import glue_compute_metrics, majority_baseline
 from minitx.train.trainer import Trainer
 
 
@@ -35,7 +35,7 @@ class FinetuneSettings:
 
 
 def shuffled_sentence_task(sentences: list, seed: int = 0) -> list:
-    """Examples (text, label): label 1 = the sentence as written, 0 = its words in a random order.
+    """``InputExample``s (as the GLUE loaders give): label 1 = the sentence as written, 0 = its words shuffled.
 
     Sentences whose shuffle happens to equal the original are skipped, so every label is true.
     """
@@ -46,22 +46,13 @@ def shuffled_sentence_task(sentences: list, seed: int = 0) -> list:
         if len(words) < 4:
             continue
         if i % 2 == 0:
-            examples.append({"text_a": sentence, "text_b": None, "label": 1})
+            examples.append(InputExample(f"real-{i}", sentence, None, 1))
             continue
         shuffled = list(words)
         rng.shuffle(shuffled)
         if shuffled != words:
-            examples.append({"text_a": " ".join(shuffled), "text_b": None, "label": 0})
+            examples.append(InputExample(f"shuffled-{i}", " ".join(shuffled), None, 0))
     return examples
-
-
-def encode(tokenizer, examples: list, max_length: int) -> list:
-    """Feature dicts (input_ids, token_type_ids, attention_mask, labels) from {text_a, text_b, label} dicts."""
-    features = []
-    for ex in examples:
-        enc = tokenizer(ex["text_a"], ex["text_b"], truncation=True, max_length=max_length)
-        features.append({**{k: np.asarray(v) for k, v in enc.items()}, "labels": ex["label"]})
-    return features
 
 
 def load_classifier(model_dir: str, num_labels: int) -> BertForSequenceClassification:
@@ -81,8 +72,8 @@ def finetune(model_dir: str, train_examples: list, eval_examples: list, output_d
     minitx.manual_seed(s.seed)
     tokenizer = WordPieceTokenizer.from_pretrained(model_dir)
     model = load_classifier(model_dir, info.num_labels)
-    train_set = encode(tokenizer, train_examples, s.max_length)
-    eval_set = encode(tokenizer, eval_examples, s.max_length)
+    train_set = encode_examples(train_examples, tokenizer, s.max_length, task)
+    eval_set = encode_examples(eval_examples, tokenizer, s.max_length, task)
     args = TrainingArguments(output_dir=output_dir, num_train_epochs=s.num_train_epochs, max_steps=s.max_steps,
                              per_device_train_batch_size=s.batch_size, per_device_eval_batch_size=64,
                              learning_rate=s.learning_rate, weight_decay=0.01, warmup_ratio=s.warmup_ratio,
@@ -100,13 +91,7 @@ def finetune(model_dir: str, train_examples: list, eval_examples: list, output_d
     trainer.plot_curves()  # after the last evaluation, so its point is on the plot
     model.save_pretrained(os.path.join(output_dir, "model"))
     tokenizer.save_pretrained(os.path.join(output_dir, "model"))
-    labels = np.array([ex["label"] for ex in eval_examples])
-    majority = float(np.mean(labels == np.bincount(labels.astype(int)).argmax())) if info.num_labels > 1 else None
+    majority = majority_baseline([ex.label for ex in eval_examples]) if info.num_labels > 1 else None
     return {**metrics, "majority_baseline": majority, "train_examples": len(train_set),
             "eval_examples": len(eval_set), "model_dir": os.path.join(output_dir, "model")}
 
-
-def glue_examples(task: str, data_dir: str, split: str) -> list:
-    """GLUE TSV rows as {text_a, text_b, label} dicts."""
-    return [{"text_a": ex.text_a, "text_b": ex.text_b, "label": ex.label}
-            for ex in load_glue_examples(task, data_dir, split)]

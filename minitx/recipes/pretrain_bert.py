@@ -21,6 +21,7 @@ from minitx.data.pretraining import IGNORE_INDEX, DynamicMaskingDataset, Pretrai
 from minitx.models.bert import BertConfig, BertForPreTraining
 from minitx.tokenizers import train_wordpiece
 from minitx.train.arguments import TrainingArguments
+from minitx.train.metrics import majority_baseline
 from minitx.train.trainer import Trainer
 
 
@@ -104,7 +105,7 @@ def pretrain_bert(documents: list, output_dir: str, settings: BertPretrainingSet
     config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=s.hidden_size,
                         num_hidden_layers=s.num_hidden_layers, num_attention_heads=s.num_attention_heads,
                         intermediate_size=s.intermediate_size, max_position_embeddings=s.max_seq_length,
-                        pad_token_id=tokenizer.vocab[tokenizer.pad_token])
+                        pad_token_id=tokenizer.pad_token_id)
     model = BertForPreTraining(config)
     args = TrainingArguments(output_dir=output_dir, max_steps=s.max_steps, per_device_train_batch_size=s.batch_size,
                              per_device_eval_batch_size=64, learning_rate=s.learning_rate, weight_decay=0.01,
@@ -128,10 +129,7 @@ def pretrain_bert(documents: list, output_dir: str, settings: BertPretrainingSet
         "nsp_loss_before": before["eval_nsp_loss"], "nsp_loss_after": after["eval_nsp_loss"],
         "mlm_accuracy": after["eval_mlm_accuracy"], "unigram_baseline": unigram_baseline(train_set, eval_set),
         "nsp_accuracy": after["eval_nsp_accuracy"],
-        "nsp_majority_baseline": _majority_share([eval_set[i]["next_sentence_label"] for i in range(len(eval_set))]),
+        "nsp_majority_baseline": majority_baseline([eval_set[i]["next_sentence_label"] for i in range(len(eval_set))]),
         "curves": os.path.join(output_dir, "curves.png"), "log": os.path.join(output_dir, "log.jsonl"),
     }
 
-
-def _majority_share(labels) -> float:
-    return Counter(int(x) for x in labels).most_common(1)[0][1] / max(len(labels), 1)

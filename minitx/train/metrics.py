@@ -26,6 +26,12 @@ def accuracy(preds, labels) -> float:
     return float(np.mean(preds == labels))
 
 
+def majority_baseline(labels) -> float:
+    """Accuracy of always predicting the most frequent class: the bar a classifier must clear."""
+    labels = np.asarray(labels).astype(np.int64)
+    return float(np.mean(labels == np.bincount(labels).argmax()))
+
+
 def confusion_counts(preds, labels, positive=1) -> tuple[int, int, int, int]:
     """(TP, FP, FN, TN) for a binary task with the given positive class."""
     preds, labels = _pair(preds, labels)

@@ -63,8 +63,7 @@ def pretrain_gpt2(documents: list, output_dir: str, settings: GPT2PretrainingSet
                              per_device_eval_batch_size=32, learning_rate=s.learning_rate, weight_decay=0.01,
                              warmup_ratio=s.warmup_ratio, logging_steps=max(1, s.max_steps // 20), seed=s.seed,
                              disable_tqdm=disable_tqdm, plot=False)
-    trainer = Trainer(model, args, train_dataset=train_set, eval_dataset=eval_set,
-                      preprocess_logits_for_metrics=lambda logits, batch: np.zeros(len(logits)))
+    trainer = Trainer(model, args, train_dataset=train_set, eval_dataset=eval_set)
     before = trainer.evaluate()["eval_loss"]
     trainer.train()
     after = trainer.evaluate()["eval_loss"]

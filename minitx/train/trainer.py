@@ -192,6 +192,8 @@ class Trainer:
                 if getattr(output, "loss", None) is not None:
                     losses.append(output.loss.item())
                     weights.append(len(batch["input_ids"]))
+                if self.compute_metrics is None:  # only the loss is wanted: keep no logits
+                    continue
                 preds = default_predictions(output)
                 if self.preprocess_logits_for_metrics is not None:
                     preds = self.preprocess_logits_for_metrics(preds, batch)

@@ -52,13 +52,12 @@ def layer_norm(x: Tensor, normalized_shape, weight: Tensor = None, bias: Tensor 
 
 def dropout(x: Tensor, p: float = 0.5, training: bool = True, generator: np.random.Generator = None) -> Tensor:
     """Inverted dropout; identity when ``training`` is False or p == 0. Seed with ``minitx.manual_seed``."""
-    if not 0.0 <= p < 1.0:
-        if p == 1.0 and training:
-            return x * 0.0
-        if p != 1.0:
-            raise ValueError(f"dropout: p must be in [0, 1], got {p}")
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"dropout: p must be in [0, 1], got {p}")
     if not training or p == 0.0:
         return x
+    if p == 1.0:  # every unit dropped; the 1/(1-p) rescale would divide by zero
+        return x * 0.0
     return nn_ops.Dropout.apply(x, p=p, generator=generator or default_generator())
 
 

@@ -23,7 +23,7 @@ int num_threads();
 void set_num_threads(int n);
 
 // Run fn(task) for task in [0, n_tasks) on up to num_threads() threads: the caller plus the workers of
-// a resident pool (created on first use; a worker spins ~0.3 ms after a call to catch the next one, then
+// a resident pool (created on first use; a worker spins ~3 ms after a call to catch the next one, then
 // sleeps on a condition variable, so between bursts of calls it steals no cycles from OpenBLAS's pool),
 // taking tasks from a shared counter. Waking a sleeping worker costs ~50-200 µs on a VM, so callers
 // only go parallel when the work is large. A call made inside a parallel region, or while another

@@ -87,8 +87,10 @@ int parallel_workers(Index n_tasks, int max_threads) {
 // caller's (see place()). After a parallel region a worker
 // spins for kSpin (catching back-to-back calls: a core that went to sleep takes ~50-200 µs to wake on a
 // virtual machine, as long as a whole 256³ product), then sleeps on a condition variable, so between
-// bursts of calls nothing steals cycles from OpenBLAS's pool. The caller likewise spins, then sleeps,
-// while it waits for the workers. A resident worker also keeps its thread_local packing buffers
+// bursts of calls nothing steals cycles from OpenBLAS's pool (whose workers spin ~100 ms). The caller
+// likewise spins, then sleeps, while it waits for the workers. kSpin = 3 ms: with 0.3 ms, 30-77% of
+// back-to-back 512³ products on the 2-core VM ran at under 100 GF/s (a worker that fell behind by more
+// than the spin put the caller to sleep); with 3 ms, 3-7% did (median 134-139 GF/s; 1 and 10 ms no better). A resident worker also keeps its thread_local packing buffers
 // (csrc/matmul/v3_packed.cpp) from call to call; a thread spawned per call allocated, zeroed and
 // page-faulted ~2 MB of them every time.
 // One region runs at a time: a call made while another is running (another Python thread, the GIL being
@@ -96,7 +98,7 @@ int parallel_workers(Index n_tasks, int max_threads) {
 namespace {
 
 thread_local bool t_in_region = false;
-constexpr auto kSpin = std::chrono::microseconds(300);
+constexpr auto kSpin = std::chrono::microseconds(3000);
 
 // One step of a spin-wait: sched_yield rather than a pause instruction, so a spinning thread that
 // shares a core with the thread it waits for (the scheduler places a woken worker next to its waker)

@@ -93,6 +93,12 @@ static void exp_sub_cols_scalar(float* s, Index rows, Index cols, Index lds, con
         }
 }
 
+static void softmax_grad_cols_scalar(float* ds, const float* p, Index rows, Index cols, Index ld, const float* delta,
+                                     float scale) {
+    for (Index r = 0; r < rows; ++r)
+        for (Index c = 0; c < cols; ++c) ds[r * ld + c] = scale * p[r * ld + c] * (ds[r * ld + c] - delta[c]);
+}
+
 // ---------------------------------------------------------------- AVX2 + FMA bodies
 __attribute__((target("avx2,fma"))) static float dot_avx2(const float* a, const float* b, Index n) {
     __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
@@ -322,6 +328,28 @@ __attribute__((target("avx2,fma"))) static void exp_sub_cols_avx2(float* s, Inde
     }
 }
 
+template <bool FULL>
+__attribute__((target("avx2,fma"))) static void softmax_grad_8cols(float* ds, const float* p, Index rows, Index ld,
+                                                                   const float* delta, float scale, __m256i mask) {
+    const __m256 d = load8<FULL>(delta, mask), sc = _mm256_set1_ps(scale);
+    for (Index r = 0; r < rows; ++r) {
+        const __m256 sp = _mm256_mul_ps(sc, load8<FULL>(p + r * ld, mask));
+        store8<FULL>(ds + r * ld, mask, _mm256_mul_ps(sp, _mm256_sub_ps(load8<FULL>(ds + r * ld, mask), d)));
+    }
+}
+
+__attribute__((target("avx2,fma"))) static void softmax_grad_cols_avx2(float* ds, const float* p, Index rows,
+                                                                       Index cols, Index ld, const float* delta,
+                                                                       float scale) {
+    __m256i mask, unused;
+    Index c0 = 0;
+    for (; c0 + 8 <= cols; c0 += 8) softmax_grad_8cols<true>(ds + c0, p + c0, rows, ld, delta + c0, scale, mask);
+    if (c0 < cols) {
+        tail_masks(cols - c0, &mask, &unused);
+        softmax_grad_8cols<false>(ds + c0, p + c0, rows, ld, delta + c0, scale, mask);
+    }
+}
+
 // ---------------------------------------------------------------- dispatch
 static bool use_avx2() { return current_isa() != Isa::Scalar; }
 
@@ -384,6 +412,11 @@ void online_softmax_cols(float* s, Index rows, Index cols, Index lds, float* m, 
 void exp_sub_cols(float* s, Index rows, Index cols, Index lds, const float* shift) {
     if (use_avx2()) return exp_sub_cols_avx2(s, rows, cols, lds, shift);
     exp_sub_cols_scalar(s, rows, cols, lds, shift);
+}
+
+void softmax_grad_cols(float* ds, const float* p, Index rows, Index cols, Index ld, const float* delta, float scale) {
+    if (use_avx2()) return softmax_grad_cols_avx2(ds, p, rows, cols, ld, delta, scale);
+    softmax_grad_cols_scalar(ds, p, rows, cols, ld, delta, scale);
 }
 
 }  // namespace minitx::simd

@@ -36,5 +36,8 @@ void gemm_tile_packed_b(Index m, Index n, Index k, const float* a, Index rsa, In
 void online_softmax_cols(float* s, Index rows, Index cols, Index lds, float* m, float* l, float* corr);
 // s[r][c] = exp(s[r][c] - shift[c]); shift = +inf gives 0.
 void exp_sub_cols(float* s, Index rows, Index cols, Index lds, const float* shift);
+// The softmax backward on a transposed tile, one column per query (attention backward):
+//   ds[r][c] = scale · p[r][c] · (ds[r][c] - delta[c])   (ds holds dP on entry, dS on return)
+void softmax_grad_cols(float* ds, const float* p, Index rows, Index cols, Index ld, const float* delta, float scale);
 
 }  // namespace minitx::simd

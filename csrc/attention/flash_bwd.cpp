@@ -17,6 +17,7 @@
 // ran on one thread when B·H was small. benchmarks/results/attention.json has the latest run.
 // Reference: minitx/backends/numpy_ref.py::attention_backward
 #include <algorithm>
+#include <memory>
 #include <vector>
 
 #include "attention/attention.h"
@@ -54,12 +55,7 @@ static void backward_key_block(const AttnShape& s, const BwdHead& t, const AttnM
         simd::gemm_tile(nk, s.Dv, nq, st.data(), kBlockQ, 1, t.dout + i0 * s.Dv, s.Dv, dv, s.Dv, true);
         simd::gemm_tile(nk, nq, s.Dv, vb, s.Dv, 1, dot, kBlockQ, dpt.data(), kBlockQ, false);
         // dSᵀ = scale · P ∘ (dPᵀ - Δ)
-        const float* delta = t.delta + i0;
-        for (Index r = 0; r < nk; ++r) {
-            const float* p = st.data() + r * kBlockQ;
-            float* ds = dpt.data() + r * kBlockQ;
-            for (Index c = 0; c < nq; ++c) ds[c] = s.scale * p[c] * (ds[c] - delta[c]);
-        }
+        simd::softmax_grad_cols(dpt.data(), st.data(), nk, nq, kBlockQ, t.delta + i0, s.scale);
         // dK += dSᵀ Q;  dQ += dS K
         simd::gemm_tile(nk, s.D, nq, dpt.data(), kBlockQ, 1, t.q + i0 * s.D, s.D, dk, s.D, true);
         simd::gemm_tile(nq, s.D, nk, dpt.data(), 1, kBlockQ, kb, s.D, t.dq + i0 * s.D, s.D, true);
@@ -69,34 +65,48 @@ static void backward_key_block(const AttnShape& s, const BwdHead& t, const AttnM
 void flash_attention_backward(const AttnShape& s, const float* dout, const float* q, const float* k, const float* v,
                               const float* out, const float* lse, const AttnMask& mask, float* dq, float* dk,
                               float* dv) {
-    const Index rows = s.B * s.H * s.Lq, k_blocks = (s.Lk + kBlockK - 1) / kBlockK;
+    const Index heads = s.B * s.H, rows = heads * s.Lq, k_blocks = (s.Lk + kBlockK - 1) / kBlockK;
+    const Index q_blocks = (s.Lq + kBlockQ - 1) / kBlockQ, n_tasks = heads * k_blocks;
     const double work = double(s.B) * s.H * s.Lq * s.Lk * (s.D + s.Dv);
     const int max_threads = work < 4e6 ? 1 : 0;
-    const Index n_tasks = s.B * s.H * k_blocks;
+    // Per query block, once (in parallel): Δ_i = dO_i · O_i and the packed Qᵀ, dOᵀ that every key block reads.
+    // The packed buffers are left uninitialised: the tile products never read columns past nq.
     std::vector<float> delta(rows);
-    for (Index r = 0; r < rows; ++r) delta[r] = simd::dot(dout + r * s.Dv, out + r * s.Dv, s.Dv);
-    std::fill(dq, dq + rows * s.D, 0.f);
-    // Qᵀ and dOᵀ packed per query block once, not once per (key block, query block) pair
-    const Index q_blocks = (s.Lq + kBlockQ - 1) / kBlockQ, heads = s.B * s.H;
-    std::vector<float> qt(heads * q_blocks * kBlockQ * s.D), dot(heads * q_blocks * kBlockQ * s.Dv);
+    std::unique_ptr<float[]> qt(new float[heads * q_blocks * kBlockQ * s.D]);
+    std::unique_ptr<float[]> dot(new float[heads * q_blocks * kBlockQ * s.Dv]);
     parallel_for(heads * q_blocks, [&](Index task) {
         const Index bh = task / q_blocks, i0 = (task % q_blocks) * kBlockQ, nq = std::min(kBlockQ, s.Lq - i0);
-        pack_transposed(q + (bh * s.Lq + i0) * s.D, nq, s.D, s.scale, qt.data() + task * kBlockQ * s.D);
-        pack_transposed(dout + (bh * s.Lq + i0) * s.Dv, nq, s.Dv, 1.f, dot.data() + task * kBlockQ * s.Dv);
+        const Index r0 = bh * s.Lq + i0;
+        for (Index r = r0; r < r0 + nq; ++r) delta[r] = simd::dot(dout + r * s.Dv, out + r * s.Dv, s.Dv);
+        pack_transposed(q + r0 * s.D, nq, s.D, s.scale, qt.get() + task * kBlockQ * s.D);
+        pack_transposed(dout + r0 * s.Dv, nq, s.Dv, 1.f, dot.get() + task * kBlockQ * s.Dv);
     }, max_threads);
+    // dQ rows are hit by every key block: worker 0 adds into dq, worker w > 0 into a private copy; each
+    // zeroes its own buffer at its first task (in parallel, page faults included), the copies are summed last.
     const int workers = parallel_workers(n_tasks, max_threads);
-    std::vector<std::vector<float>> dq_extra(workers - 1, std::vector<float>(rows * s.D, 0.f));
+    std::vector<std::unique_ptr<float[]>> dq_extra(workers);
+    std::vector<float*> dq_of(workers, nullptr);  // set by worker w itself: no two threads write one element
+    const Index dq_size = rows * s.D;
     parallel_for_worker(n_tasks, [&](Index task, int w) {
+        if (!dq_of[w]) {
+            if (w > 0) dq_extra[w].reset(new float[dq_size]);
+            dq_of[w] = w == 0 ? dq : dq_extra[w].get();
+            std::fill(dq_of[w], dq_of[w] + dq_size, 0.f);
+        }
         const Index bh = task / k_blocks, j0 = (task % k_blocks) * kBlockK;
-        float* dq_w = w == 0 ? dq : dq_extra[w - 1].data();
         const BwdHead t{q + bh * s.Lq * s.D, k + bh * s.Lk * s.D, v + bh * s.Lk * s.Dv, dout + bh * s.Lq * s.Dv,
-                        lse + bh * s.Lq, delta.data() + bh * s.Lq, qt.data() + bh * q_blocks * kBlockQ * s.D,
-                        dot.data() + bh * q_blocks * kBlockQ * s.Dv, dq_w + bh * s.Lq * s.D, dk + bh * s.Lk * s.D,
+                        lse + bh * s.Lq, delta.data() + bh * s.Lq, qt.get() + bh * q_blocks * kBlockQ * s.D,
+                        dot.get() + bh * q_blocks * kBlockQ * s.Dv, dq_of[w] + bh * s.Lq * s.D, dk + bh * s.Lk * s.D,
                         dv + bh * s.Lk * s.Dv};
         backward_key_block(s, t, mask, bh / s.H, bh % s.H, j0, std::min(kBlockK, s.Lk - j0));
     }, max_threads);
-    for (const auto& extra : dq_extra)
-        for (Index i = 0; i < rows * s.D; ++i) dq[i] += extra[i];
+    if (!dq_of[0]) std::fill(dq, dq + dq_size, 0.f);  // the caller took no task (or there were none)
+    constexpr Index kChunk = 1 << 14;
+    parallel_for((dq_size + kChunk - 1) / kChunk, [&](Index c) {
+        const Index lo = c * kChunk, len = std::min(kChunk, dq_size - lo);
+        for (int w = 1; w < workers; ++w)
+            if (dq_of[w]) simd::axpy(dq + lo, 1.f, dq_of[w] + lo, len);
+    }, workers > 1 ? max_threads : 1);
 }
 
 }  // namespace minitx

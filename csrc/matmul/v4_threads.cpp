@@ -3,7 +3,7 @@
 // packing buffers: no locks or barriers, and only A (or B) is packed twice. Batched products with at
 // least num_threads() members are spread whole over the threads instead. Small products (< 2 MFLOP)
 // stay on the calling thread. The threads are the resident pool of csrc/runtime.cpp (a worker bound
-// to the other core, spinning ~0.3 ms between back-to-back calls): spawning a thread per call cost its
+// to the other core, spinning ~3 ms between back-to-back calls): spawning a thread per call cost its
 // ~2 MB of packing buffers (allocated, zeroed, page-faulted) every time and let the scheduler queue it
 // behind the caller on one core; the pool took N = 256-512 from ~0.5-0.7× to ~0.85-1.2× np.matmul.
 // Threads: 2 by default, MINITX_NUM_THREADS or minitx.kernels.set_num_threads(n). Benchmarks limit

@@ -243,6 +243,27 @@ Pool& pool() {
 
 }  // namespace
 
+namespace {
+thread_local std::vector<float> t_retained;
+thread_local bool t_retained_in_use = false;
+}  // namespace
+
+Scratch::Scratch(Index n_floats) : retained_(n_floats <= kRetainedScratchFloats) {
+    if (!retained_) {
+        own_.reset(new float[n_floats]);
+        data_ = own_.get();
+        return;
+    }
+    if (t_retained_in_use) throw std::logic_error("Scratch: one retained block per thread at a time");
+    t_retained_in_use = true;
+    if (Index(t_retained.size()) < n_floats) t_retained.resize(n_floats);
+    data_ = t_retained.data();
+}
+
+Scratch::~Scratch() {
+    if (retained_) t_retained_in_use = false;
+}
+
 void parallel_for_worker(Index n_tasks, const std::function<void(Index, int)>& fn, int max_threads) {
     const int t = parallel_workers(n_tasks, max_threads);
     if (t <= 1 || t_in_region) return Pool::run_inline(n_tasks, fn);

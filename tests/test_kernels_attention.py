@@ -79,14 +79,17 @@ def test_attention_custom_scale_and_value_dim(rng):
 
 def test_attention_avx_and_scalar_paths_agree(rng):
     q, k, v = rand(rng, 1, 2, 70, 64), rand(rng, 1, 2, 70, 64), rand(rng, 1, 2, 70, 64)
+    dout = rand(rng, 1, 2, 70, 64)
     before = kernels.info()["isa"]
     results = {}
     for isa in kernels.info()["isa_available"]:
         kernels.set_isa(isa)
-        results[isa] = kernels.attention_forward(q, k, v, causal=True)[0]
+        out, lse = kernels.attention_forward(q, k, v, causal=True)
+        results[isa] = (out, lse, *kernels.attention_backward(dout, q, k, v, out, lse, causal=True))
     kernels.set_isa(before)
-    for out in results.values():
-        np.testing.assert_allclose(out, results["scalar"], atol=1e-5)
+    for got in results.values():  # out, lse, dq, dk, dv
+        for a, b in zip(got, results["scalar"]):
+            np.testing.assert_allclose(a, b, atol=1e-5)
 
 
 def test_fully_masked_rows_give_zeros_not_nan(rng):

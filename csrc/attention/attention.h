@@ -41,11 +41,8 @@ struct AttnShape {
 inline constexpr Index kBlockQ = 128;
 inline constexpr Index kBlockK = 128;
 
-// dst[d][c] = alpha · src[c][d] for a block of nq rows of width d (dst row stride kBlockQ).
-inline void pack_transposed(const float* src, Index nq, Index width, float alpha, float* dst) {
-    for (Index c = 0; c < nq; ++c)
-        for (Index d = 0; d < width; ++d) dst[d * kBlockQ + c] = alpha * src[c * width + d];
-}
+// Floats in the 16-column panels of a k × n matrix (simd::pack_b_panels).
+inline Index panel_floats(Index k, Index n) { return k * ((n + 15) / 16 * 16); }
 
 // Causal limit and mask on a transposed score tile st[r][c] (key j0 + r, query i0 + c): keys past the
 // causal limit become -inf, the mask's bias is added to the rest. Only called for tiles that need it.

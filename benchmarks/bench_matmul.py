@@ -41,7 +41,7 @@ def main(quick=False):
     threads = kernels.get_num_threads()
     sizes = [128, 256, 512] if quick else [128, 256, 512, 1024, 2048, 4096]
     shapes = [(512, 384, 1536), (512, 1536, 384)] if not quick else [(128, 384, 1536)]
-    rounds = 2 if quick else 3
+    rounds = 2 if quick else 5
     with threadpool_limits(threads):
         fns = contenders(threads)
         square = {n: measure(n, n, n, fns, rounds) for n in sizes}

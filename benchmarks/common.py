@@ -43,7 +43,7 @@ def interleaved_medians(fns, repeats=5, warmup=1, max_repeats=None):
     return {name: statistics.median(t) for name, t in times.items()}
 
 
-def block_medians(fns, rounds=3, block=5, warmup=1, settle=0.1, max_blocks=None):
+def block_medians(fns, rounds=3, block=5, warmup=1, settle=0.15, max_blocks=None):
     """Median wall time (seconds) of each fn in the dict `fns`, timed in blocks: every round runs, for each
     contender in turn, a pause of `settle` seconds, `warmup` untimed calls and `block` timed back-to-back
     calls. The pause lets the previous contender's thread pool go to sleep (OpenBLAS's and OpenMP's workers

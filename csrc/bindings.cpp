@@ -1,6 +1,7 @@
 // pybind11 module minitx._C: the binding validates, the kernel computes.
 // Every entry point checks dtype (float32), contiguity (C order), dimensions and shapes, and raises
-// ValueError naming the function and both shapes. Inputs are never copied; outputs are fresh arrays.
+// ValueError naming the function and both shapes. Inputs are never copied; outputs are new arrays (the
+// large ones in blocks of the output cache, see new_output).
 // The GIL is released around each compute loop, except for tiny 2-D matmuls (see matmul_2d_lean).
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
@@ -15,6 +16,7 @@
 #include "common.h"
 #include "fused/fused.h"
 #include "matmul/matmul.h"
+#include "output_cache.h"
 
 namespace py = pybind11;
 using namespace minitx;
@@ -33,6 +35,29 @@ static std::string shape_str(const Shape& s) {
 static Shape shape_of(const py::array& a) { return Shape(a.shape(), a.shape() + a.ndim()); }
 
 [[noreturn]] static void fail(const std::string& msg) { throw py::value_error(msg); }
+
+// ---------------------------------------------------------------- outputs
+// A new C-contiguous float32 array for a kernel to fill. From kMinCachedBytes up it lives in a block of
+// the output cache (csrc/output_cache.h), given back when the array and every view of it are freed (the
+// block's owner is the array's base capsule); smaller outputs come from NumPy's allocator.
+struct CachedBlock {
+    void* p;
+    std::size_t bytes;
+};
+
+static FloatArray new_output(const Shape& shape) {
+    std::size_t count = 1;
+    for (auto d : shape) count *= std::size_t(d);
+    if (count * sizeof(float) < kMinCachedBytes) return FloatArray(shape);
+    std::size_t rounded;
+    void* block = output_cache_take(count * sizeof(float), &rounded);
+    py::capsule owner(new CachedBlock{block, rounded}, [](void* p) {
+        auto* b = static_cast<CachedBlock*>(p);
+        output_cache_give(b->p, b->bytes);
+        delete b;
+    });
+    return FloatArray(shape, static_cast<const float*>(block), owner);
+}
 
 // The argument as a float32 C-contiguous array (no copy), or ValueError.
 static FloatArray f32(const py::handle& obj, const char* fn, const char* name) {
@@ -87,7 +112,7 @@ static py::object matmul_2d_lean(py::handle a_obj, py::handle b_obj, int version
     const Index M = tr == Trans::TN ? ca : ra, Ka = tr == Trans::TN ? ra : ca;
     const Index N = tr == Trans::NT ? rb : cb, Kb = tr == Trans::NT ? cb : rb;
     if (Ka != Kb) return py::object();  // the general path raises the error
-    FloatArray c({M, N});
+    FloatArray c = new_output(Shape{M, N});
     const Index rsa = tr == Trans::TN ? 1 : ca, csa = tr == Trans::TN ? ca : 1;
     const Index rsb = tr == Trans::NT ? 1 : cb, csb = tr == Trans::NT ? cb : 1;
     const auto* pa = reinterpret_cast<const float*>(a->data);
@@ -155,7 +180,7 @@ static py::object matmul_impl(py::handle a_obj, py::handle b_obj, int version, T
     Shape out_shape = batch;
     out_shape.push_back(M);
     out_shape.push_back(N);
-    FloatArray c(out_shape);
+    FloatArray c = new_output(out_shape);
     // Element (i, k) of A and (k, j) of B through strides: the transposes are only a stride swap.
     const Index rsa = tr == Trans::TN ? 1 : ca, csa = tr == Trans::TN ? ca : 1;
     const Index rsb = tr == Trans::NT ? 1 : cb, csb = tr == Trans::NT ? cb : 1;
@@ -171,7 +196,7 @@ static py::object matmul_impl(py::handle a_obj, py::handle b_obj, int version, T
 static FloatArray softmax_fwd(py::handle x_obj) {
     auto x = f32(x_obj, "softmax_forward", "x");
     min_ndim(x, 1, "softmax_forward", "x");
-    FloatArray y(shape_of(x));
+    FloatArray y = new_output(shape_of(x));
     const Index n = x.shape(x.ndim() - 1), rows = n ? x.size() / n : 0;
     py::gil_scoped_release release;
     softmax_forward(x.data(), y.mutable_data(), rows, n);
@@ -182,7 +207,7 @@ static FloatArray softmax_bwd(py::handle dy_obj, py::handle y_obj) {
     auto dy = f32(dy_obj, "softmax_backward", "dy"), y = f32(y_obj, "softmax_backward", "y");
     min_ndim(y, 1, "softmax_backward", "y");
     same_shape(dy, y, "softmax_backward", "dy", "y");
-    FloatArray dx(shape_of(y));
+    FloatArray dx = new_output(shape_of(y));
     const Index n = y.shape(y.ndim() - 1), rows = n ? y.size() / n : 0;
     py::gil_scoped_release release;
     softmax_backward(dy.data(), y.data(), dx.mutable_data(), rows, n);
@@ -206,7 +231,7 @@ static py::tuple layer_norm_fwd(py::handle x_obj, py::handle w_obj, py::handle b
     check_param(b, n, x, fn, "bias");
     if (!(eps >= 0)) fail(std::string(fn) + ": eps must be >= 0, got " + std::to_string(eps));
     const Shape row_shape(x.shape(), x.shape() + x.ndim() - 1);
-    FloatArray y(shape_of(x)), mean(row_shape), rstd(row_shape);
+    FloatArray y = new_output(shape_of(x)), mean(row_shape), rstd(row_shape);
     {
         py::gil_scoped_release release;
         layer_norm_forward(x.data(), w.data(), b.data(), float(eps), y.mutable_data(), mean.mutable_data(),
@@ -230,7 +255,7 @@ static py::tuple layer_norm_bwd(py::handle dy_obj, py::handle x_obj, py::handle 
         if (shape_of(*p) != row_shape)
             fail(std::string(fn) + ": " + (p == &mean ? "mean" : "rstd") + " has shape " + shape_str(shape_of(*p)) +
                  ", expected " + shape_str(row_shape) + " for x of shape " + shape_str(shape_of(x)));
-    FloatArray dx(shape_of(x)), dw(Shape{n}), db(Shape{n});
+    FloatArray dx = new_output(shape_of(x)), dw(Shape{n}), db(Shape{n});
     {
         py::gil_scoped_release release;
         layer_norm_backward(dy.data(), x.data(), w.data(), mean.data(), rstd.data(), dx.mutable_data(),
@@ -249,7 +274,7 @@ static GeluForm gelu_form(const std::string& approximate, const char* fn) {
 static FloatArray gelu_fwd(py::handle x_obj, const std::string& approximate) {
     const GeluForm form = gelu_form(approximate, "gelu_forward");
     auto x = f32(x_obj, "gelu_forward", "x");
-    FloatArray y(shape_of(x));
+    FloatArray y = new_output(shape_of(x));
     py::gil_scoped_release release;
     gelu_forward(x.data(), y.mutable_data(), x.size(), form);
     return y;
@@ -259,7 +284,7 @@ static FloatArray gelu_bwd(py::handle dy_obj, py::handle x_obj, const std::strin
     const GeluForm form = gelu_form(approximate, "gelu_backward");
     auto dy = f32(dy_obj, "gelu_backward", "dy"), x = f32(x_obj, "gelu_backward", "x");
     same_shape(dy, x, "gelu_backward", "dy", "x");
-    FloatArray dx(shape_of(x));
+    FloatArray dx = new_output(shape_of(x));
     py::gil_scoped_release release;
     gelu_backward(dy.data(), x.data(), dx.mutable_data(), x.size(), form);
     return dx;
@@ -329,7 +354,7 @@ static py::tuple attention_fwd(py::handle q_obj, py::handle k_obj, py::handle v_
     const AttnShape s = attention_shape(q, k, v, causal, scale, fn);
     py::array mask_arr;
     const AttnMask m = attention_mask(mask, s, fn, &mask_arr);
-    FloatArray out(Shape{s.B, s.H, s.Lq, s.Dv}), lse(Shape{s.B, s.H, s.Lq});
+    FloatArray out = new_output(Shape{s.B, s.H, s.Lq, s.Dv}), lse(Shape{s.B, s.H, s.Lq});
     {
         py::gil_scoped_release release;
         flash_attention_forward(s, q.data(), k.data(), v.data(), m, out.mutable_data(), lse.mutable_data());
@@ -351,7 +376,7 @@ static py::tuple attention_bwd(py::handle dout_obj, py::handle q_obj, py::handle
         fail(std::string(fn) + ": lse has shape " + shape_str(shape_of(lse)) + ", expected " + shape_str(lse_shape));
     py::array mask_arr;
     const AttnMask m = attention_mask(mask, s, fn, &mask_arr);
-    FloatArray dq(shape_of(q)), dk(shape_of(k)), dv(shape_of(v));
+    FloatArray dq = new_output(shape_of(q)), dk = new_output(shape_of(k)), dv = new_output(shape_of(v));
     {
         py::gil_scoped_release release;
         flash_attention_backward(s, dout.data(), q.data(), k.data(), v.data(), out.data(), lse.data(), m,
@@ -414,4 +439,20 @@ PYBIND11_MODULE(_C, m) {
         set_num_threads(n);
     }, py::arg("n"));
     m.def("get_num_threads", &num_threads);
+    m.def("output_cache_info", [] {
+        const OutputCacheStats st = output_cache_stats();
+        py::dict d;
+        d["limit_bytes"] = st.limit;
+        d["cached_bytes"] = st.cached_bytes;
+        d["cached_blocks"] = st.cached_blocks;
+        d["hits"] = st.hits;
+        d["misses"] = st.misses;
+        d["min_cached_output_bytes"] = kMinCachedBytes;
+        return d;
+    });
+    m.def("set_output_cache_limit", [](long long nbytes) {
+        if (nbytes < 0) fail("set_output_cache_limit: nbytes must be >= 0, got " + std::to_string(nbytes));
+        output_cache_set_limit(std::size_t(nbytes));
+    }, py::arg("nbytes"));
+    m.def("empty_output_cache", &output_cache_clear);
 }

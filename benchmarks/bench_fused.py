@@ -60,7 +60,7 @@ def main(quick=False):
         for r, n in shapes:
             x = np.ones((r, n), np.float32)
             copy_gbs[f"{r}x{n}"] = bw = 2 * x.nbytes / median_time(x.copy, 5, min_time=0.05) / 1e9
-            rows.append([f"x.copy() {r}x{n}", None, None, None, bw, 100.0])
+            rows.append([f"x.copy() {r}x{n}", None, None, None, None, None, bw, 100.0])
             for name, (ours, ref, nbytes) in cases(r, n).items():
                 rounds = 21 if r * n < 1 << 20 else 7  # small cases are fast and noisier: more rounds
                 t = interleaved_medians({"ours": ours, "ref": ref, "copy": x.copy}, rounds, max_repeats={"ref": 3})

@@ -17,7 +17,7 @@ import argparse
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from common import chart, interleaved_medians, median_time, print_table, save
+from common import bar_chart, interleaved_medians, median_time, print_table, save
 from minitx import kernels, reference
 
 
@@ -78,9 +78,9 @@ def main(quick=False):
                 ["kernel", "minitx ms", "cold ms", "numpy ms", "speed-up", "cold speed-up", "GB/s", "% copy"], rows)
     save("fused", {"threads": threads, "copy_GB_per_s": copy_gbs, "results": res})
     labels = list(res)
-    chart("fused", "fused kernels: speed-up over NumPy", "case", "× NumPy", list(range(len(labels))),
-          {"speed-up": [res[k]["speedup"] for k in labels],
-           "speed-up, output cache off": [res[k]["speedup_cold"] for k in labels]}, logx=False)
+    bar_chart("fused", f"fused kernels: speed-up over the NumPy reference ({threads} threads)", "× NumPy", labels,
+              {"minitx": [res[k]["speedup"] for k in labels],
+               "minitx, output cache off": [res[k]["speedup_cold"] for k in labels]}, target=10)
     return res
 
 

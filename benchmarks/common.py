@@ -141,3 +141,37 @@ def chart(name, title, xlabel, ylabel, xs, series, logx=True, logy=False):
     plt.close(fig)
     print(f"wrote {path}")
     return path
+
+
+def bar_chart(name, title, xlabel, labels, series, target=None, logx=True):
+    """Horizontal grouped bars, one group per label (`series`: legend -> list of values, aligned with
+    `labels`), with an optional dashed line at `target`. Written as results/<name>.png."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import matplotlib.ticker
+
+    height = 0.8 / len(series)
+    fig, ax = plt.subplots(figsize=(8, 0.2 * len(labels) * len(series) + 1.5))
+    for i, (legend, values) in enumerate(series.items()):
+        ax.barh([y + i * height for y in range(len(labels))], values, height, label=legend)
+    ax.set_yticks([y + height * (len(series) - 1) / 2 for y in range(len(labels))], labels, fontsize=8)
+    ax.invert_yaxis()
+    if target is not None:
+        ax.axvline(target, color="k", linestyle="--", linewidth=1, label=f"target {target:g}")
+    if logx:
+        ax.set_xscale("log")
+        ax.xaxis.set_major_locator(matplotlib.ticker.LogLocator(base=10, subs=(1, 2, 5)))
+        ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    ax.set(title=title, xlabel=xlabel)
+    ax.grid(True, axis="x", which="both", alpha=0.3)
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.06), ncol=len(series) + 1)
+    fig.tight_layout()
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{name}.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    print(f"wrote {path}")
+    return path

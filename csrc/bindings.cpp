@@ -37,9 +37,9 @@ static Shape shape_of(const py::array& a) { return Shape(a.shape(), a.shape() + 
 [[noreturn]] static void fail(const std::string& msg) { throw py::value_error(msg); }
 
 // ---------------------------------------------------------------- outputs
-// A new C-contiguous float32 array for a kernel to fill. From kMinCachedBytes up it lives in a block of
-// the output cache (csrc/output_cache.h), given back when the array and every view of it are freed (the
-// block's owner is the array's base capsule); smaller outputs come from NumPy's allocator.
+// A new C-contiguous float32 array for a kernel to fill. From kMinCachedBytes up, while the cache is on, it
+// lives in a block of the output cache (csrc/output_cache.h), given back when the array and every view of
+// it are freed (the block's owner is the array's base capsule); other outputs come from NumPy's allocator.
 struct CachedBlock {
     void* p;
     std::size_t bytes;
@@ -48,7 +48,7 @@ struct CachedBlock {
 static FloatArray new_output(const Shape& shape) {
     std::size_t count = 1;
     for (auto d : shape) count *= std::size_t(d);
-    if (count * sizeof(float) < kMinCachedBytes) return FloatArray(shape);
+    if (count * sizeof(float) < kMinCachedBytes || !output_cache_enabled()) return FloatArray(shape);
     std::size_t rounded;
     void* block = output_cache_take(count * sizeof(float), &rounded);
     py::capsule owner(new CachedBlock{block, rounded}, [](void* p) {

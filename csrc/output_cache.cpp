@@ -84,6 +84,11 @@ class OutputCache {
         evict_to(0);
     }
 
+    bool enabled() {
+        std::lock_guard<std::mutex> lk(m_);
+        return limit_ > 0;
+    }
+
     OutputCacheStats stats() {
         std::lock_guard<std::mutex> lk(m_);
         return {limit_, cached_, blocks_.size(), hits_, misses_};
@@ -115,6 +120,7 @@ void* output_cache_take(std::size_t bytes, std::size_t* rounded) { return cache(
 void output_cache_give(void* block, std::size_t rounded) { cache().give(block, rounded); }
 void output_cache_set_limit(std::size_t bytes) { cache().set_limit(bytes); }
 void output_cache_clear() { cache().clear(); }
+bool output_cache_enabled() { return cache().enabled(); }
 OutputCacheStats output_cache_stats() { return cache().stats(); }
 
 }  // namespace minitx

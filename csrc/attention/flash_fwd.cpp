@@ -11,10 +11,12 @@
 // for the backward.
 // A row that sees no key (all -inf) gets out = 0 and lse = -inf, never NaN. (batch, head, query block)
 // triples are spread over threads; causal blocks stop at their last visible key.
-// Measured (1,8,L,64), 2 threads, AVX2 EPYC, quiet machine (load ~1.5), timed in blocks with torch:
-// L = 512/1024/2048/4096: 5.1/20.2/77/307 ms = 1.30/1.02/1.01/1.02× torch SDPA's speed (before packing and
-// 128 × 128 tiles: 4.8/20.9/81/319 ms, 1.23/0.98/0.93/0.97×), 4.5-4.8× the unfused NumPy reference (NumPy's
-// matmuls are OpenBLAS, 2 threads). The margin over torch is within run-to-run noise (~5%) above L = 512.
+// Measured (1,8,L,64), 2 threads, AVX2 EPYC, timed in blocks with torch (benchmarks/bench_attention.py):
+// L = 512/1024/2048/4096: 5.2/19.4/75/293 ms = 1.13/1.04/1.04/1.06× torch SDPA's speed, 3.4-5.3× the
+// unfused NumPy reference. 8× NumPy is out of reach on this machine: NumPy took 80-103 ms at L = 1024, so
+// 8× means ≤ 12.9 ms for 2.15 GFLOP of products alone, 167 GF/s — above what np.matmul itself reaches
+// here on 2 cores (141-163 GF/s at N ≥ 1024); our forward runs at ~111 GF/s (the exp of every score and
+// the rescaling take ~15% of it).
 // The first one-query-row-at-a-time (dot/axpy) kernel was 0.3× torch. benchmarks/results/attention.json has
 // the latest run.
 // Reference: minitx/backends/numpy_ref.py::attention_forward

@@ -9,9 +9,9 @@
 // the polynomial exp of simd_avx2.h. Scalar body: chunks of kChunk elements through simd::exp_shift_sum.
 // Large arrays are split over threads (for_rows).
 // The erf form's forward uses a rational erf (one division, no exp) where x >= -3 (normal_cdf8_fast).
-// Measured (AVX2 EPYC, 2 cores, quiet, load ~1.4, two runs): erf forward 1.7-1.8 ms at 4096×1024 and
-// 28-30 ms at 8192×4096 = 85-125% of a fresh-output x.copy()'s bandwidth, 30-47× NumPy (the exp-based
-// cdf gave 41-52%); tanh forward 62-93%; erf backward 87-93%.
+// Measured (AVX2 EPYC, 2 cores, benchmarks/bench_fused.py, two runs): erf forward 1.5-1.6 ms at
+// 4096×1024 and 13-15 ms at 8192×4096 = 106-165% of x.copy()'s bandwidth, 44-66× NumPy (the exp-based
+// cdf gave 41-52% of copy); tanh forward 36-47×; erf backward 32-80×.
 // See benchmarks/results/fused.json.
 // Reference: minitx/backends/numpy_ref.py::gelu_forward / gelu_backward
 #include <algorithm>

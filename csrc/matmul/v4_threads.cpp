@@ -8,10 +8,11 @@
 // behind the caller on one core; the pool took N = 256-512 from ~0.5-0.7× to ~0.85-1.2× np.matmul.
 // Threads: 2 by default, MINITX_NUM_THREADS or minitx.kernels.set_num_threads(n). Benchmarks limit
 // OpenBLAS to its own threads with threadpoolctl so the two pools do not oversubscribe the cores.
-// Measured (AVX2 EPYC, 2 cores, quiet, load ~1.0-1.4, two full runs of bench_matmul): N = 1024/2048/4096:
-// 135-141/141-164/146-158 GF/s = 0.98-1.04/0.98-1.15/0.98-1.01× np.matmul (OpenBLAS, 2 threads);
-// 512×384×1536 and 512×1536x384: 137-139 GF/s = 0.98-1.08×; N = 128/256/512: 0.77-0.90/0.94-1.22/0.84-0.97×
-// (a 128³ product is ~70 µs: the pool wake-up is a visible share). See benchmarks/results/matmul.json.
+// Measured (AVX2 EPYC, 2 cores, two full runs of bench_matmul, 5 rounds each): N = 128/256/512:
+// 64-67/114-121/134-145 GF/s = 1.13-1.15/1.06-1.10/1.06-1.11× np.matmul (OpenBLAS, 2 threads; before the
+// pool's 3 ms spin: 0.77-0.97× at 128 and 512); N = 1024/2048/4096: 141-147/152-160/154 GF/s =
+// 1.00/0.95-1.05/0.94-0.99×; 512×384×1536 and 512×1536×384: 138-142 GF/s = 1.00-1.11×.
+// See benchmarks/results/matmul.json.
 // Reference: minitx/backends/numpy_ref.py::matmul
 #include <algorithm>
 

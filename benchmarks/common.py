@@ -134,13 +134,7 @@ def chart(name, title, xlabel, ylabel, xs, series, logx=True, logy=False):
     ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / f"{name}.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    print(f"wrote {path}")
-    return path
+    return _save_figure(fig, name)
 
 
 def bar_chart(name, title, xlabel, labels, series, target=None, logx=True):
@@ -168,6 +162,13 @@ def bar_chart(name, title, xlabel, labels, series, target=None, logx=True):
     ax.set(title=title, xlabel=xlabel)
     ax.grid(True, axis="x", which="both", alpha=0.3)
     ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.06), ncol=len(series) + 1)
+    return _save_figure(fig, name)
+
+
+def _save_figure(fig, name):
+    """Writes the figure as results/<name>.png, closes it, returns the path."""
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"{name}.png"

@@ -90,15 +90,25 @@ int parallel_workers(Index n_tasks, int max_threads) {
 // bursts of calls nothing steals cycles from OpenBLAS's pool (whose workers spin ~100 ms). The caller
 // likewise spins, then sleeps, while it waits for the workers. kSpin = 3 ms: with 0.3 ms, 30-77% of
 // back-to-back 512³ products on the 2-core VM ran at under 100 GF/s (a worker that fell behind by more
-// than the spin put the caller to sleep); with 3 ms, 3-7% did (median 134-139 GF/s; 1 and 10 ms no better). A resident worker also keeps its thread_local packing buffers
-// (csrc/matmul/v3_packed.cpp) from call to call; a thread spawned per call allocated, zeroed and
-// page-faulted ~2 MB of them every time.
+// than the spin put the caller to sleep); with 3 ms, 3-7% did (median 134-139 GF/s; 1 and 10 ms no better).
+// MINITX_SPIN_US overrides it. The price is CPU time, not wall time: a 60-step BERT pretraining run took
+// 19.6 s wall, 22.1 s user and 7.9 s system with 3 ms (sched_yield calls) against 20.2 / 23.2 / 3.9 s
+// with 0.3 ms. A resident worker also keeps its thread_local packing buffers (csrc/matmul/v3_packed.cpp)
+// from call to call; a thread spawned per call allocated, zeroed and page-faulted ~2 MB of them every time.
 // One region runs at a time: a call made while another is running (another Python thread, the GIL being
 // released) or from inside a region runs on its calling thread alone.
 namespace {
 
 thread_local bool t_in_region = false;
-constexpr auto kSpin = std::chrono::microseconds(3000);
+std::chrono::microseconds spin_time() {  // MINITX_SPIN_US overrides the default (0: sleep at once)
+    if (const char* env = std::getenv("MINITX_SPIN_US")) {
+        char* end = nullptr;
+        const long us = std::strtol(env, &end, 10);
+        if (end != env && us >= 0) return std::chrono::microseconds(us);
+    }
+    return std::chrono::microseconds(3000);
+}
+const auto kSpin = spin_time();
 
 // One step of a spin-wait: sched_yield rather than a pause instruction, so a spinning thread that
 // shares a core with the thread it waits for (the scheduler places a woken worker next to its waker)

@@ -23,6 +23,8 @@ Runtime:
     info() -> {"isa", "isa_available", "threads", "compiler", "matmul_versions", "matmul_default_version"}
     set_isa("scalar"|"avx2"|"avx512") (only ISAs the CPU has), set_num_threads(n), get_num_threads()
     The ISA is chosen at import from cpuid; MINITX_ISA lowers it, MINITX_NUM_THREADS sets the threads (default 2).
+    After a parallel call the pool's worker spins MINITX_SPIN_US microseconds (default 3000) for the next one
+    before it sleeps: lower it on a machine shared with other busy processes, 0 sleeps at once.
 Output cache (csrc/output_cache.h): outputs of 1 MiB or more live in blocks that go back to a cache when the
 array (and every view of it) is freed, and the next output of the same size reuses one, instead of new pages
 that the OS must zero-fill on first touch (~10-14 ms for 128 MiB on a 2-core VM: as long as a softmax over

@@ -216,3 +216,23 @@ def test_autograd_ops_agree_across_backends(rng):
     x, w, b, w2 = rand(rng, 2, 5, 16), rand(rng, 16), rand(rng, 16), rand(rng, 24, 16)
     for got, want in zip(_run_layer("cpp", x, w, b, w2), _run_layer("numpy", x, w, b, w2)):
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("env", [{"MINITX_SPIN_US": "0"}, {"MINITX_SPIN_US": "not-a-number"},
+                                 {"MINITX_NUM_THREADS": "3"}, {"MINITX_ISA": "scalar"}])
+def test_runtime_environment_variables(env):
+    """The pool with no spin (every wait sleeps on the condition variable at once), a bad value (the default),
+    more threads than cores and a lowered ISA all give the right products, in a fresh process."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import numpy as np; from minitx import kernels; r = np.random.default_rng(0);\n"
+            "a, b = r.standard_normal((300, 200), np.float32), r.standard_normal((200, 310), np.float32)\n"
+            "for _ in range(30): assert np.allclose(kernels.matmul(a, b), a.astype(np.float64) @ b, atol=1e-3)\n"
+            "print(kernels.info()['threads'], kernels.info()['isa'])")
+    out = subprocess.run([sys.executable, "-c", code], env={**os.environ, **env}, capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    threads, isa = out.stdout.split()
+    assert threads == env.get("MINITX_NUM_THREADS", threads) and isa == env.get("MINITX_ISA", isa)

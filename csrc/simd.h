@@ -16,17 +16,15 @@ float max(const float* x, Index n);                         // -inf for n == 0
 float exp_shift_sum(const float* x, float shift, float* y, Index n);
 
 // ---- tile helpers for flash attention (csrc/attention/)
-// C (m×n) = [C +] A (m×k) · B (k×n): a register-tiled micro-kernel (AVX2: 6 rows × 16 columns held in
-// 12 ymm accumulators, one broadcast of A and two loads of B per step). A is read through strides,
-// element (i, p) at a[i*rsa + p*csa], so a transposed tile (rsa = 1) needs no copy; B and C are row-major.
-void gemm_tile(Index m, Index n, Index k, const float* a, Index rsa, Index csa, const float* b, Index ldb, float* c,
-               Index ldc, bool accumulate);
 // B packed into column panels of 16 (the micro-kernel's width), zero-padded: panel j0/16 holds
 // B[p][j0 + jj] at dst[j0*k + p*16 + jj] · alpha, so each step of the micro-kernel reads one contiguous
 // 64-byte row. B element (p, j) is read at b[p*rsb + j*csb] (csb = 1: row-major; rsb = 1: transposed).
 // dst holds round_up(n, 16) · k floats.
 void pack_b_panels(Index k, Index n, const float* b, Index rsb, Index csb, float alpha, float* dst);
-// gemm_tile with B already packed by pack_b_panels (same k and n).
+// C (m×n) = [C +] A (m×k) · B (k×n), B packed by pack_b_panels (same k and n): a register-tiled
+// micro-kernel (AVX2: 6 rows × 16 columns held in 12 ymm accumulators, one broadcast of A and two loads
+// of B per step). A is read through strides, element (i, p) at a[i*rsa + p*csa], so a transposed tile
+// (rsa = 1) needs no copy; C is row-major with row stride ldc.
 void gemm_tile_packed_b(Index m, Index n, Index k, const float* a, Index rsa, Index csa, const float* bp, float* c,
                         Index ldc, bool accumulate);
 // Online softmax down the columns of a score tile s (rows × cols, row stride lds), one column per query:

@@ -19,6 +19,9 @@ void set_isa(Isa isa);                // throws std::invalid_argument if the CPU
 const char* isa_name(Isa isa);
 bool parse_isa(const std::string& name, Isa* out);
 
+// The integer in environment variable `name` if it is set, parses and is >= min_value; else `fallback`.
+long long env_integer(const char* name, long long fallback, long long min_value);
+
 // Threads: default 2 (this project's CI machines have 2 cores), or MINITX_NUM_THREADS.
 int num_threads();
 void set_num_threads(int n);

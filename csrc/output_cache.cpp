@@ -1,6 +1,8 @@
 // See output_cache.h.
 #include "output_cache.h"
 
+#include "common.h"
+
 #include <sys/mman.h>
 
 #include <cstdint>
@@ -32,14 +34,7 @@ void* fresh_block(std::size_t rounded) {
     return p;
 }
 
-std::size_t initial_limit() {
-    if (const char* env = std::getenv("MINITX_OUTPUT_CACHE_MB")) {
-        char* end = nullptr;
-        const long long mb = std::strtoll(env, &end, 10);
-        if (end != env && mb >= 0) return std::size_t(mb) << 20;
-    }
-    return std::size_t(256) << 20;
-}
+std::size_t initial_limit() { return std::size_t(env_integer("MINITX_OUTPUT_CACHE_MB", 256, 0)) << 20; }
 
 struct Block {
     void* p;

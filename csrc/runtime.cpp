@@ -36,15 +36,15 @@ static Isa initial_isa() {
 
 static Isa g_isa = initial_isa();
 
-static int initial_threads() {
-    if (const char* env = std::getenv("MINITX_NUM_THREADS")) {
-        int n = std::atoi(env);
-        if (n >= 1) return n;
-    }
-    return 2;
+long long env_integer(const char* name, long long fallback, long long min_value) {
+    const char* env = std::getenv(name);
+    if (!env) return fallback;
+    char* end = nullptr;
+    const long long value = std::strtoll(env, &end, 10);
+    return end != env && value >= min_value ? value : fallback;
 }
 
-static int g_threads = initial_threads();
+static int g_threads = int(env_integer("MINITX_NUM_THREADS", 2, 1));
 
 Isa best_isa() { return detect_isa(); }
 Isa current_isa() { return g_isa; }
@@ -100,15 +100,7 @@ int parallel_workers(Index n_tasks, int max_threads) {
 namespace {
 
 thread_local bool t_in_region = false;
-std::chrono::microseconds spin_time() {  // MINITX_SPIN_US overrides the default (0: sleep at once)
-    if (const char* env = std::getenv("MINITX_SPIN_US")) {
-        char* end = nullptr;
-        const long us = std::strtol(env, &end, 10);
-        if (end != env && us >= 0) return std::chrono::microseconds(us);
-    }
-    return std::chrono::microseconds(3000);
-}
-const auto kSpin = spin_time();
+const auto kSpin = std::chrono::microseconds(env_integer("MINITX_SPIN_US", 3000, 0));  // 0: sleep at once
 
 // One step of a spin-wait: sched_yield rather than a pause instruction, so a spinning thread that
 // shares a core with the thread it waits for (the scheduler places a woken worker next to its waker)

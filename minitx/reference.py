@@ -9,6 +9,8 @@ which the "numpy" backend runs). Tests compare each C++ kernel with its twin her
 from minitx.backends.numpy_ref import (  # noqa: F401
     attention_backward,
     attention_forward,
+    cross_entropy_backward,
+    cross_entropy_forward,
     erf,
     gelu_backward,
     gelu_forward,
@@ -26,5 +28,5 @@ from minitx.backends.numpy_ref import (  # noqa: F401
 __all__ = [
     "matmul", "matmul_tn", "matmul_nt", "softmax_forward", "softmax_backward", "log_softmax_forward",
     "log_softmax_backward", "layer_norm_forward", "layer_norm_backward", "gelu_forward", "gelu_backward", "erf",
-    "attention_forward", "attention_backward",
+    "attention_forward", "attention_backward", "cross_entropy_forward", "cross_entropy_backward",
 ]

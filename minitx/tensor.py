@@ -247,8 +247,14 @@ class Tensor:
         if isinstance(other, Tensor):
             return other
         array = np.asarray(other)
-        if array.dtype.kind in "biuf" and not (isinstance(other, np.ndarray) and array.dtype.kind == "f"):
-            array = array.astype(self.dtype if self.dtype.kind == "f" else array.dtype)  # x * 2 keeps x's dtype
+        if isinstance(other, np.ndarray) or array.dtype.kind not in "biuf":
+            return Tensor(array, _copy=False)
+        # A Python number takes this tensor's dtype (x * 2 keeps float32), except that a float meeting an
+        # integer tensor becomes the default float dtype (int_tensor * 2.5 is float32, as in PyTorch).
+        if self.dtype.kind == "f":
+            array = array.astype(self.dtype)
+        elif array.dtype.kind == "f":
+            array = array.astype(DEFAULT_DTYPE)
         return Tensor(array, _copy=False)
 
     def __add__(self, other):
@@ -292,22 +298,22 @@ class Tensor:
 
     # comparisons give boolean tensors outside the graph
     def __eq__(self, other):
-        return Tensor(self.data == _raw(other), _copy=False)
+        return Tensor(self.data == data_of(other), _copy=False)
 
     def __ne__(self, other):
-        return Tensor(self.data != _raw(other), _copy=False)
+        return Tensor(self.data != data_of(other), _copy=False)
 
     def __lt__(self, other):
-        return Tensor(self.data < _raw(other), _copy=False)
+        return Tensor(self.data < data_of(other), _copy=False)
 
     def __le__(self, other):
-        return Tensor(self.data <= _raw(other), _copy=False)
+        return Tensor(self.data <= data_of(other), _copy=False)
 
     def __gt__(self, other):
-        return Tensor(self.data > _raw(other), _copy=False)
+        return Tensor(self.data > data_of(other), _copy=False)
 
     def __ge__(self, other):
-        return Tensor(self.data >= _raw(other), _copy=False)
+        return Tensor(self.data >= data_of(other), _copy=False)
 
     __hash__ = object.__hash__
 
@@ -339,23 +345,26 @@ class Tensor:
         return _ew.Gelu.apply(self, approximate=approximate)
 
     # ------------------------------------------------------------------ reductions (ops/reduce.py)
-    def sum(self, axis=None, keepdim=False):
-        return _red.Sum.apply(self, axis=axis, keepdim=keepdim)
+    # torch's names: dim (an int, a tuple, or None for all) and keepdim; NumPy's ``axis=`` is an alias.
+    def sum(self, dim=None, keepdim=False, *, axis=None):
+        return _red.Sum.apply(self, dim=_dims.dim_or_axis(dim, axis), keepdim=keepdim)
 
-    def mean(self, axis=None, keepdim=False):
-        return _red.Mean.apply(self, axis=axis, keepdim=keepdim)
+    def mean(self, dim=None, keepdim=False, *, axis=None):
+        return _red.Mean.apply(self, dim=_dims.dim_or_axis(dim, axis), keepdim=keepdim)
 
-    def max(self, axis=None, keepdim=False):
-        return _red.Max.apply(self, axis=axis, keepdim=keepdim)
+    def max(self, dim=None, keepdim=False, *, axis=None):
+        return _red.Max.apply(self, dim=_dims.dim_or_axis(dim, axis), keepdim=keepdim)
 
-    def min(self, axis=None, keepdim=False):
-        return _red.Min.apply(self, axis=axis, keepdim=keepdim)
+    def min(self, dim=None, keepdim=False, *, axis=None):
+        return _red.Min.apply(self, dim=_dims.dim_or_axis(dim, axis), keepdim=keepdim)
 
-    def var(self, axis=None, keepdim=False, correction=1):
-        return _red.Var.apply(self, axis=axis, keepdim=keepdim, correction=correction)
+    def var(self, dim=None, keepdim=False, correction=1, *, axis=None):
+        return _red.Var.apply(self, dim=_dims.dim_or_axis(dim, axis), keepdim=keepdim, correction=correction)
 
-    def argmax(self, axis=None, keepdim=False):
-        return Tensor(np.argmax(self.data, axis=axis, keepdims=keepdim), _copy=False)
+    def argmax(self, dim=None, keepdim=False, *, axis=None):
+        dim = _dims.dim_or_axis(dim, axis)
+        dim = None if dim is None else _dims.normalize_dim(dim, self.ndim, "argmax")
+        return Tensor(np.argmax(self.data, axis=dim, keepdims=keepdim), _copy=False)
 
     # ------------------------------------------------------------------ shapes (ops/shape.py, ops/indexing.py)
     def reshape(self, *shape):
@@ -365,14 +374,19 @@ class Tensor:
         return self.reshape(*shape)
 
     def flatten(self, start_dim=0, end_dim=-1):
-        end = end_dim % max(self.ndim, 1)
-        new = self.shape[:start_dim] + (-1,) + self.shape[end + 1:]
-        return self.reshape(new)
+        if self.ndim == 0:
+            return self.reshape(1)
+        start = _dims.normalize_dim(start_dim, self.ndim, "flatten")
+        end = _dims.normalize_dim(end_dim, self.ndim, "flatten")
+        if start > end:
+            raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim} for shape {self.shape}")
+        return self.reshape(self.shape[:start] + (-1,) + self.shape[end + 1:])
 
     def permute(self, *dims):
         return _shape.Permute.apply(self, dims=_resolve_shape(dims))
 
     def transpose(self, dim0=-2, dim1=-1):
+        dim0, dim1 = (_dims.normalize_dim(d, self.ndim, "transpose") for d in (dim0, dim1))
         dims = list(range(self.ndim))
         dims[dim0], dims[dim1] = dims[dim1], dims[dim0]
         return self.permute(*dims)
@@ -382,14 +396,14 @@ class Tensor:
         return self.permute(*reversed(range(self.ndim)))
 
     def unsqueeze(self, dim):
-        dim = dim % (self.ndim + 1)
+        dim = _dims.normalize_dim(dim, self.ndim + 1, "unsqueeze")
         return self.reshape(self.shape[:dim] + (1,) + self.shape[dim:])
 
     def squeeze(self, dim=None):
         if dim is None:
             return self.reshape(tuple(n for n in self.shape if n != 1))
-        dim = dim % max(self.ndim, 1)
-        if self.shape[dim] != 1:
+        dim = _dims.normalize_dim(dim, self.ndim, "squeeze")
+        if self.ndim == 0 or self.shape[dim] != 1:
             return self
         return self.reshape(self.shape[:dim] + self.shape[dim + 1:])
 
@@ -424,14 +438,14 @@ class Tensor:
         return self.split(-(-n // chunks), dim)
 
     def masked_fill(self, mask, value):
-        return _idx.MaskedFill.apply(self, _raw(mask), value=_raw(value))
+        return _idx.MaskedFill.apply(self, data_of(mask), value=value.data if isinstance(value, Tensor) else value)
 
     # ------------------------------------------------------------------ nn ops (ops/nn_ops.py)
-    def softmax(self, axis=-1):
-        return _nn.Softmax.apply(self, axis=axis)
+    def softmax(self, dim=-1, *, axis=None):
+        return _nn.Softmax.apply(self, dim=_dims.dim_or_axis(dim, axis, -1))
 
-    def log_softmax(self, axis=-1):
-        return _nn.LogSoftmax.apply(self, axis=axis)
+    def log_softmax(self, dim=-1, *, axis=None):
+        return _nn.LogSoftmax.apply(self, dim=_dims.dim_or_axis(dim, axis, -1))
 
     # ------------------------------------------------------------------ conversions
     def astype(self, dtype) -> "Tensor":
@@ -580,19 +594,21 @@ def arange(start, end=None, step=1, dtype=None) -> Tensor:
     return Tensor(np.arange(start, end, step, dtype=dtype), _copy=False)
 
 
-def _raw(value):
-    """The ndarray behind a Tensor (or the value itself)."""
-    return value.data if isinstance(value, Tensor) else value
+def data_of(value) -> np.ndarray:
+    """The ndarray behind a Tensor, or ``value`` as an ndarray (no copy): the one helper for "a Tensor or
+    array-like" arguments (masks, targets, ids, conditions)."""
+    return value.data if isinstance(value, Tensor) else np.asarray(value)
 
 
 def _raw_index(index):
-    """Tensors used as indices become their ndarrays."""
+    """Tensors used as indices become their ndarrays (slices, None and Ellipsis stay as they are)."""
     if isinstance(index, tuple):
-        return tuple(_raw(i) for i in index)
-    return _raw(index)
+        return tuple(_raw_index(i) for i in index)
+    return index.data if isinstance(index, Tensor) else index
 
 
 # The ops need Function (defined above); Tensor's methods need the ops. Importing them last breaks the cycle.
+from minitx.ops import dims as _dims  # noqa: E402
 from minitx.ops import elementwise as _ew  # noqa: E402
 from minitx.ops import indexing as _idx  # noqa: E402
 from minitx.ops import matmul as _mm  # noqa: E402

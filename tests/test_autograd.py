@@ -226,9 +226,14 @@ def test_shape_mismatch_raises_value_error_naming_op_and_shapes(op, pattern):
         op()
 
 
-def test_reduction_axis_out_of_range_names_the_op():
-    with pytest.raises(ValueError, match="sum: axis 2 is out of range"):
-        mx.ones(2, 3).sum(2)
+@pytest.mark.parametrize("op", [lambda t: t.sum(2), lambda t: t.mean(-3), lambda t: t.max(5), lambda t: t.softmax(2),
+                                lambda t: t.unsqueeze(3), lambda t: t.unsqueeze(-4), lambda t: t.squeeze(2),
+                                lambda t: t.transpose(0, 2), lambda t: t.permute(0, 2), lambda t: t.flatten(2),
+                                lambda t: mx.cat([t, t], dim=2), lambda t: mx.stack([t, t], dim=4)])
+def test_dim_out_of_range_raises_index_error_like_torch(op):
+    """minitx/ops/dims.py: a dim outside [-n, n - 1] raises IndexError naming the op and the range; never wraps."""
+    with pytest.raises(IndexError, match=r"dimension out of range \(expected to be in range of \[-"):
+        op(mx.ones(2, 3))
 
 
 # ---------------------------------------------------------------- dtypes

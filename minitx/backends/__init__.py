@@ -3,8 +3,9 @@
 ``"numpy"`` is the reference maths in ``numpy_ref.py``; ``"cpp"`` is the C++ extension
 (``minitx._C``, wrapped by ``cpp.py``). Choose with ``minitx.set_backend(name)``, the context manager
 ``with minitx.backend(name): ...``, or the environment variable ``MINITX_BACKEND``. The default is
-``"cpp"`` when the extension is built. The C++ kernels work in float32 only; a float64 call (e.g.
-inside gradcheck) always runs the NumPy reference.
+``"cpp"`` when the extension is built. ``kernel(name, *arrays)`` below is the one place that picks an
+implementation: the C++ kernels work in float32 only, so a float64 call (e.g. inside gradcheck) runs the
+NumPy reference, with the same meaning. ``attention_path`` states when attention runs fused.
 """
 import contextlib
 import os
@@ -60,13 +61,56 @@ def backend(name: str):
         set_backend(previous)
 
 
-def kernel(name: str, *arrays):
-    """The implementation of kernel ``name`` for these input arrays under the active backend.
+# Kernels that take integer arrays too (the NumPy reference then runs: the C++ kernels are float32).
+_INTEGER_KERNELS = {"matmul", "matmul_tn", "matmul_nt"}
 
-    The C++ kernel is used only when the backend is "cpp", it provides ``name``, and every array
-    argument is float32.
+
+# Shape rules of C++ kernels that do not take every shape their NumPy twin takes: attention is written
+# for (B, H, L, D).
+_CPP_SHAPE_RULES = {"attention_forward": lambda q, *rest: q.ndim == 4,
+                    "attention_backward": lambda dout, q, *rest: q.ndim == 4}
+
+
+def _op_name(kernel_name: str) -> str:
+    return kernel_name.rsplit("_forward", 1)[0].rsplit("_backward", 1)[0]
+
+
+def _check_floating(name: str, arrays) -> None:
+    """PyTorch's rule: the nn kernels (softmax, layer norm, GELU, attention, cross-entropy) refuse integer input."""
+    if name in _INTEGER_KERNELS:
+        return
+    for a in arrays:
+        if a.dtype.kind != "f":
+            raise RuntimeError(f"{_op_name(name)}: not implemented for dtype {a.dtype}; it takes floating-point "
+                               f"tensors (convert with .float())")
+
+
+def _cpp_takes(name: str, arrays) -> bool:
+    """Whether the C++ kernel ``name`` computes these arrays: it exists, every array is float32, and its
+    shape rule (if any) holds. Otherwise the NumPy reference runs, with the same meaning."""
+    return (_active == "cpp" and hasattr(_cpp, name) and all(a.dtype == np.float32 for a in arrays)
+            and _CPP_SHAPE_RULES.get(name, lambda *a: True)(*arrays))
+
+
+def kernel(name: str, *arrays):
+    """The implementation of kernel ``name`` for these input arrays: the one place that picks it.
+
+    The C++ kernel runs when the backend is "cpp" and it takes these arrays (float32, and a shape it is
+    written for); otherwise the NumPy reference (float64, integer matmul, other shapes). Integer input to a
+    floating-point-only kernel raises RuntimeError, as in PyTorch.
     """
-    if _active == "cpp" and hasattr(_cpp, name):
-        if all(a.dtype == np.float32 for a in arrays if isinstance(a, np.ndarray) and a.dtype.kind == "f"):
-            return getattr(_cpp, name)
-    return getattr(numpy_ref, name)
+    arrays = [a for a in arrays if isinstance(a, np.ndarray)]
+    _check_floating(name, arrays)
+    return getattr(_cpp, name) if _cpp_takes(name, arrays) else getattr(numpy_ref, name)
+
+
+def attention_path(query: np.ndarray, key: np.ndarray, value: np.ndarray, dropout_p: float, need_weights: bool) -> str:
+    """"fused" or "unfused": how scaled-dot-product attention runs (minitx/ops/attention.py).
+
+    Fused (one Function around the flash kernel, O(L) memory) when the C++ kernel takes the inputs and
+    nothing needs the L×L probabilities: no attention dropout, no ``need_weights``. Otherwise unfused: the
+    Tensor ops (matmul, softmax, dropout), which form P. Both give the same numbers (minitx/masks.py).
+    """
+    if dropout_p > 0 or need_weights:
+        return "unfused"
+    return "fused" if _cpp_takes("attention_forward", [query, key, value]) else "unfused"

@@ -4,8 +4,9 @@
 The kernels take C-contiguous float32 arrays and validate strictly; the ops may hand over views
 (transposes, slices), so this layer makes them contiguous first — except for a transposed matrix,
 which goes to the ``matmul_tn`` / ``matmul_nt`` kernels as it is (they read it through strides).
-For attention it broadcasts k/v to q's (B, H) and sums their gradients back, and casts additive masks
-to float32 (boolean masks pass as they are; the kernel broadcasts masks by strides, never copying).
+For attention it broadcasts k/v to q's (B, H) and sums their gradients back; masks arrive canonical
+(``minitx.masks``: boolean, or float32 with -inf where blocked) and the kernel broadcasts them by strides.
+Which inputs reach this file at all is decided in one place: ``minitx.backends.kernel``.
 """
 import numpy as np
 
@@ -75,26 +76,21 @@ def gelu_backward(dy: np.ndarray, x: np.ndarray, approximate: str = "none") -> n
 
 
 def _attention_inputs(q, k, v, mask):
-    """q, k, v as contiguous (B, H, L, D) float32 with k/v broadcast to q's (B, H); the mask as bool or float32."""
+    """q, k, v as contiguous (B, H, L, D) float32 with k/v broadcast to q's (B, H); the mask contiguous."""
     lead = q.shape[:-2]
     k = np.ascontiguousarray(np.broadcast_to(k, lead + k.shape[-2:]))
     v = np.ascontiguousarray(np.broadcast_to(v, lead + v.shape[-2:]))
     if mask is not None:
-        mask = np.asarray(mask)
-        mask = np.ascontiguousarray(mask if mask.dtype == np.bool_ else mask.astype(np.float32))
+        mask = np.ascontiguousarray(mask)
     return np.ascontiguousarray(q), k, v, mask
 
 
 def attention_forward(q, k, v, mask=None, causal=False, scale=None):
-    if q.ndim != 4:
-        return numpy_ref.attention_forward(q, k, v, mask, causal, scale)
     q, k, v, mask = _attention_inputs(q, k, v, mask)
     return kernels.attention_forward(q, k, v, mask, bool(causal), scale)
 
 
 def attention_backward(dout, q, k, v, out, lse, mask=None, causal=False, scale=None):
-    if q.ndim != 4:
-        return numpy_ref.attention_backward(dout, q, k, v, out, lse, mask, causal, scale)
     k_shape, v_shape = k.shape, v.shape
     q, k, v, mask = _attention_inputs(q, k, v, mask)
     dq, dk, dv = kernels.attention_backward(np.ascontiguousarray(dout), q, k, v, np.ascontiguousarray(out),

@@ -8,6 +8,8 @@ import math
 
 import numpy as np
 
+from minitx.masks import attention_bias
+
 SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
 INV_SQRT_2 = 1.0 / math.sqrt(2.0)
 INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
@@ -55,6 +57,33 @@ def log_softmax_forward(x: np.ndarray) -> np.ndarray:
 def log_softmax_backward(dy: np.ndarray, y: np.ndarray) -> np.ndarray:
     """dx = dy - softmax(x) * sum_j dy_j, with softmax(x) = exp(y)."""
     return dy - np.exp(y) * dy.sum(axis=-1, keepdims=True)
+
+
+# ---------------------------------------------------------------- cross-entropy (log-softmax + NLL)
+def cross_entropy_forward(logits, target, ignore_index=-100, label_smoothing=0.0):
+    """Per-row losses (N,) of logits (N, C) against integer targets (N,), and log p = log_softmax(logits).
+
+        loss_n = (1 - ε) (-log p_{n, t_n}) + ε · mean_c (-log p_{n, c})   (label smoothing ε, Szegedy et al., 2016)
+
+    A row whose target is ``ignore_index`` has loss exactly 0, whatever its logits hold (NaN, -inf). The
+    smoothing term is only formed when ε > 0, so a -inf logit on another class costs nothing without it.
+    """
+    n = logits.shape[0]
+    keep = target != ignore_index
+    logp = log_softmax_forward(logits)
+    nll = -logp[np.arange(n), np.where(keep, target, 0)]
+    loss = nll if label_smoothing == 0 else (1.0 - label_smoothing) * nll - label_smoothing * logp.mean(axis=-1)
+    return np.where(keep, loss, 0.0).astype(logits.dtype, copy=False), logp
+
+
+def cross_entropy_backward(dloss, logp, target, ignore_index=-100, label_smoothing=0.0):
+    """dlogits_n = dloss_n (softmax(x_n) - q_n),  q_n = (1 - ε) onehot(t_n) + ε / C;  0 on ignored rows."""
+    n, c = logp.shape
+    keep = target != ignore_index
+    q = np.full((n, c), label_smoothing / c, dtype=logp.dtype)
+    q[np.arange(n), np.where(keep, target, 0)] += 1.0 - label_smoothing
+    dlogits = (np.exp(logp) - q) * dloss[:, None]
+    return np.where(keep[:, None], dlogits, 0.0).astype(logp.dtype, copy=False)
 
 
 # ---------------------------------------------------------------- layer norm (Ba et al., 2016)
@@ -138,43 +167,33 @@ def gelu_backward(dy: np.ndarray, x: np.ndarray, approximate: str = "none") -> n
 
 
 # ---------------------------------------------------------------- attention (Vaswani et al., 2017, §3.2.1)
-def _attention_bias(mask, causal, lq, lk, dtype):
-    """Additive bias (0 or -inf) from a boolean keep-mask (True = attend), an additive mask, and/or causality.
-
-    The causal mask lets query i see keys j <= i + (lk - lq): with a KV cache the queries are the
-    *last* lq positions of the lk-long sequence.
-    """
-    bias = np.zeros((lq, lk), dtype=dtype)
-    if causal:
-        offset = lk - lq
-        allowed = np.arange(lk)[None, :] <= np.arange(lq)[:, None] + offset
-        bias = np.where(allowed, 0.0, -np.inf).astype(dtype)
-    if mask is not None:
-        if mask.dtype == np.bool_:
-            bias = bias + np.where(mask, 0.0, -np.inf).astype(dtype)
-        else:
-            bias = bias + mask.astype(dtype)
-    return bias
+def _masked_scores(q, k, mask, causal, scale):
+    """S = where(keep, q kᵀ · scale + additive, finfo.min) and the rows that see a key (the mask rule:
+    minitx/masks.py). A blocked score is replaced, so a NaN behind a boolean mask stays hidden, as in torch."""
+    keep, additive, visible = attention_bias(mask, causal, q.shape[-2], k.shape[-2], q.dtype)
+    scores = np.matmul(q, np.swapaxes(k, -1, -2)) * scale
+    if additive is not None:
+        scores = scores + additive
+    return np.where(keep, scores, np.finfo(q.dtype).min), visible
 
 
 def attention_forward(q, k, v, mask=None, causal=False, scale=None):
     """out = softmax(q kᵀ * scale + bias) v, scale = 1/√D by default.
 
-    q: (B, H, Lq, D), k and v: (B, H, Lk, D); mask: boolean (True = keep) or additive, broadcastable
-    to (B, H, Lq, Lk). Returns (out (B, H, Lq, D), lse (B, H, Lq)) where lse = logsumexp of the scores:
-    what the backward pass needs to recompute the probabilities. A fully masked row gives zeros.
+    q: (B, H, Lq, D), k and v: (B, H, Lk, D); mask: canonical (``minitx.masks.canonical_mask``): boolean
+    (True = keep) or additive with -inf where blocked, broadcastable to (B, H, Lq, Lk). Returns
+    (out (B, H, Lq, D), lse (B, H, Lq)) where lse = logsumexp of the scores: what the backward pass needs to
+    recompute the probabilities. A fully masked row gives out = 0 and lse = -inf; a NaN score gives a NaN row.
     """
     scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
-    scores = np.matmul(q, np.swapaxes(k, -1, -2)) * scale + _attention_bias(mask, causal, q.shape[-2], k.shape[-2], q.dtype)
-    row_max = scores.max(axis=-1, keepdims=True)
-    row_max = np.where(np.isfinite(row_max), row_max, 0.0)
+    scores, visible = _masked_scores(q, k, mask, causal, scale)
+    row_max = scores.max(axis=-1, keepdims=True, initial=np.finfo(q.dtype).min)  # initial: Lk may be 0
     e = np.exp(scores - row_max)
     denom = e.sum(axis=-1, keepdims=True)
-    safe = np.where(denom > 0, denom, 1.0)
-    p = e / safe
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p = np.where(visible, e / denom, 0.0)
+        lse = np.where(visible, np.log(denom) + row_max, -np.inf)[..., 0]
     out = np.matmul(p, v)
-    with np.errstate(divide="ignore"):
-        lse = (np.log(denom) + row_max)[..., 0]
     return out.astype(q.dtype, copy=False), lse.astype(q.dtype, copy=False)
 
 
@@ -183,11 +202,12 @@ def attention_backward(dout, q, k, v, out, lse, mask=None, causal=False, scale=N
 
         P = exp(S - lse),  dV = Pᵀ dO,  dP = dO Vᵀ,
         dS = P ∘ (dP - rowsum(dO ∘ O)),  dQ = dS K * scale,  dK = dSᵀ Q * scale
+
+    A fully masked row (lse = -inf) has P = 0, so it passes no gradient.
     """
     scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
-    scores = np.matmul(q, np.swapaxes(k, -1, -2)) * scale + _attention_bias(mask, causal, q.shape[-2], k.shape[-2], q.dtype)
-    lse_safe = np.where(np.isfinite(lse), lse, np.inf)[..., None]
-    p = np.exp(scores - lse_safe)
+    scores, _ = _masked_scores(q, k, mask, causal, scale)
+    p = np.exp(scores - np.where(np.isneginf(lse), np.inf, lse)[..., None])
     dv = np.matmul(np.swapaxes(p, -1, -2), dout)
     dp = np.matmul(dout, np.swapaxes(v, -1, -2))
     delta = (dout * out).sum(axis=-1, keepdims=True)

@@ -3,10 +3,10 @@
     MultiHead(X, C) = Concat(head_1, …, head_h) W_O,   head_i = Attention(X W_Q^i, C W_K^i, C W_V^i)
 
 Self-attention when C = X, cross-attention (decoder → encoder) when C is the encoder output. The h heads
-are computed at once by reshaping (B, L, E) -> (B, h, L, E/h); ``F.scaled_dot_product_attention`` does the
-rest (the fused C++ kernel when that backend is on).
+are computed at once by reshaping (B, L, E) -> (B, h, L, E/h); ``minitx.ops.attention.attention`` does the
+rest (fused or unfused, as ``minitx.backends.attention_path`` decides).
 
-Masks (all optional, combined into one):
+Masks (all optional, combined into one canonical mask; the rule is in ``minitx/masks.py``):
   * ``padding_mask`` (B, Lk): 1 = real token, 0 = padding (the HF ``attention_mask`` convention).
   * ``attn_mask``: boolean (True = may attend) or additive float, shape (Lq, Lk), (B, Lq, Lk) or (B, H, Lq, Lk).
   * ``is_causal``: query i sees keys ≤ i (aligned to the end when a KV cache makes Lk > Lq).
@@ -18,12 +18,12 @@ from typing import NamedTuple, Optional
 
 import numpy as np
 
-from minitx.nn import functional as F
+from minitx.masks import canonical_mask
 from minitx.nn.linear import Linear
 from minitx.nn.module import Module
 from minitx.ops import cat
-from minitx.ops.attention import attention_probabilities
-from minitx.tensor import Tensor
+from minitx.ops.attention import attention
+from minitx.tensor import Tensor, data_of
 
 
 class AttentionOutput(NamedTuple):
@@ -32,28 +32,25 @@ class AttentionOutput(NamedTuple):
     past_key_value: Optional[tuple]    # (K, V), each (B, h, Lk, E/h), when use_cache=True
 
 
-def _raw(mask):
-    return mask.data if isinstance(mask, Tensor) else np.asarray(mask)
-
-
-def combine_masks(padding_mask, attn_mask, dtype):
-    """One mask for scaled_dot_product_attention, broadcastable to (B, H, Lq, Lk): boolean (True = attend)
-    unless ``attn_mask`` is additive, then additive (0 = attend, finfo.min = blocked)."""
+def combine_masks(padding_mask, attn_mask, dtype, scores_shape):
+    """One canonical mask (``minitx/masks.py``) for the attention, broadcastable to ``scores_shape`` =
+    (B, H, Lq, Lk): boolean (True = attend) unless ``attn_mask`` is additive, then additive with -inf
+    where a key is padding."""
     keep = None
     if padding_mask is not None:
-        pad = _raw(padding_mask)
+        pad = data_of(padding_mask)
         if pad.ndim != 2:
             raise ValueError(f"padding_mask must be (batch, key_length) with 1 = token, 0 = padding; got shape {pad.shape}")
         keep = (pad != 0)[:, None, None, :]  # (B, 1, 1, Lk)
     if attn_mask is None:
         return keep
-    mask = _raw(attn_mask)
+    mask = data_of(attn_mask)
     if mask.ndim == 3:
         mask = mask[:, None]  # (B, Lq, Lk) -> (B, 1, Lq, Lk)
-    if mask.dtype == np.bool_:
-        return mask if keep is None else (mask & keep)
-    mask = mask.astype(dtype, copy=False)
-    return mask if keep is None else np.where(keep, mask, np.finfo(dtype).min).astype(dtype)
+    mask = canonical_mask(mask, dtype, scores_shape, "MultiHeadAttention")
+    if keep is None:
+        return mask
+    return mask & keep if mask.dtype == np.bool_ else np.where(keep, mask, -np.inf).astype(dtype)
 
 
 class MultiHeadAttention(Module):
@@ -92,18 +89,12 @@ class MultiHeadAttention(Module):
             k, v = self.split_heads(self.key(source)), self.split_heads(self.value(source))
             if past_key_value is not None:  # self-attention: append this step's keys/values
                 k, v = cat([past_key_value[0], k], dim=2), cat([past_key_value[1], v], dim=2)
-        if padding_mask is not None and np.shape(_raw(padding_mask))[-1] != k.shape[2]:
-            raise ValueError(f"MultiHeadAttention: padding_mask has shape {np.shape(_raw(padding_mask))} but there are "
+        if padding_mask is not None and np.shape(data_of(padding_mask))[-1] != k.shape[2]:
+            raise ValueError(f"MultiHeadAttention: padding_mask has shape {np.shape(data_of(padding_mask))} but there are "
                              f"{k.shape[2]} keys (with a KV cache the mask covers past + new positions)")
-        mask = combine_masks(padding_mask, attn_mask, q.dtype)
-        dropout_p = self.dropout if self.training else 0.0
-        if need_weights:
-            weights = attention_probabilities(q, k, mask, is_causal, None, dropout_p, self.training)
-            heads = weights @ v
-        else:
-            weights = None
-            heads = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p,
-                                                   is_causal=is_causal, training=self.training)
+        mask = combine_masks(padding_mask, attn_mask, q.dtype, q.shape[:-1] + (k.shape[2],))
+        heads, weights = attention(q, k, v, attn_mask=mask, dropout_p=self.dropout, is_causal=is_causal,
+                                   training=self.training, need_weights=need_weights)
         output = self.out_proj(self.merge_heads(heads))
         return AttentionOutput(output, weights, (k, v) if use_cache else None)
 

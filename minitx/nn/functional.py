@@ -6,8 +6,7 @@ import numpy as np
 
 from minitx.ops import nn_ops
 from minitx.ops.attention import scaled_dot_product_attention  # noqa: F401 - part of the F namespace
-from minitx.random import default_generator
-from minitx.tensor import Tensor
+from minitx.tensor import Tensor, data_of
 
 
 def relu(x: Tensor) -> Tensor:
@@ -50,27 +49,19 @@ def layer_norm(x: Tensor, normalized_shape, weight: Tensor = None, bias: Tensor 
     return nn_ops.LayerNorm.apply(x, weight, bias, eps=eps)
 
 
-def dropout(x: Tensor, p: float = 0.5, training: bool = True, generator: np.random.Generator = None) -> Tensor:
-    """Inverted dropout; identity when ``training`` is False or p == 0. Seed with ``minitx.manual_seed``."""
-    if not 0.0 <= p <= 1.0:
-        raise ValueError(f"dropout: p must be in [0, 1], got {p}")
-    if not training or p == 0.0:
-        return x
-    if p == 1.0:  # every unit dropped; the 1/(1-p) rescale would divide by zero
-        return x * 0.0
-    return nn_ops.Dropout.apply(x, p=p, generator=generator or default_generator())
+dropout = nn_ops.dropout
 
 
 def embedding(ids, weight: Tensor, padding_idx: int = None) -> Tensor:
     """Rows of ``weight`` picked by integer ``ids`` (array or Tensor): (...,) -> (..., D)."""
-    ids = ids.data if isinstance(ids, Tensor) else np.asarray(ids)
+    ids = data_of(ids)
     return nn_ops.Embedding.apply(weight, ids=ids, padding_idx=padding_idx)
 
 
 def cross_entropy(logits: Tensor, target, ignore_index: int = -100, label_smoothing: float = 0.0,
                   reduction: str = "mean") -> Tensor:
     """Softmax cross-entropy of logits (N, C) [or (N, C, d...) with class axis 1, like torch] vs integer targets."""
-    target = target.data if isinstance(target, Tensor) else np.asarray(target)
+    target = data_of(target)
     if reduction not in ("mean", "sum", "none"):
         raise ValueError(f"cross_entropy: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
     if logits.ndim > 2:  # (N, C, d1, ...) -> (N*d1*..., C)

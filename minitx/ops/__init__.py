@@ -11,7 +11,7 @@
 import numpy as np
 
 from minitx.ops import indexing, shape
-from minitx.tensor import Tensor
+from minitx.tensor import Tensor, data_of
 
 
 def _as_tensor(x, like: Tensor = None) -> Tensor:
@@ -22,7 +22,7 @@ def _as_tensor(x, like: Tensor = None) -> Tensor:
 
 def cat(tensors, dim=0) -> Tensor:
     """Concatenate along an existing axis ``dim``."""
-    return shape.Concat.apply(*[_as_tensor(t) for t in tensors], axis=dim)
+    return shape.Concat.apply(*[_as_tensor(t) for t in tensors], dim=dim)
 
 
 concat = cat
@@ -30,13 +30,13 @@ concat = cat
 
 def stack(tensors, dim=0) -> Tensor:
     """Stack along a new axis ``dim``."""
-    return shape.Stack.apply(*[_as_tensor(t) for t in tensors], axis=dim)
+    return shape.Stack.apply(*[_as_tensor(t) for t in tensors], dim=dim)
 
 
 def where(condition, a, b) -> Tensor:
     """Elementwise ``condition ? a : b``; a and b may be tensors or numbers."""
     like = a if isinstance(a, Tensor) else b if isinstance(b, Tensor) else None
-    cond = condition.data if isinstance(condition, Tensor) else np.asarray(condition)
+    cond = data_of(condition)
     a, b = _as_tensor(a, like), _as_tensor(b, like)
     return indexing.Where.apply(cond, a, b)
 

@@ -7,7 +7,30 @@ import numpy as np
 
 from minitx.backends import kernel
 from minitx.ops.broadcast import broadcast_shapes, unbroadcast
-from minitx.tensor import Function
+from minitx.tensor import DEFAULT_DTYPE, Function
+
+
+# ---------------------------------------------------------------- type promotion (PyTorch's rule)
+def result_dtype(x: np.ndarray, y: np.ndarray, true_divide: bool = False) -> np.dtype:
+    """The dtype of a binary op's result: float with float -> the wider; float with integer -> the float's
+    dtype (NumPy would widen int64 * float32 to float64); integer with integer -> integer, except that true
+    division of integers gives the default float dtype (float32)."""
+    x_float, y_float = x.dtype.kind == "f", y.dtype.kind == "f"
+    if x_float != y_float:
+        return x.dtype if x_float else y.dtype
+    if not x_float and true_divide:
+        return np.dtype(DEFAULT_DTYPE)
+    return np.result_type(x.dtype, y.dtype)
+
+
+def promote(x: np.ndarray, y: np.ndarray, true_divide: bool = False) -> tuple:
+    dtype = result_dtype(x, y, true_divide)
+    return x.astype(dtype, copy=False), y.astype(dtype, copy=False)
+
+
+def as_floating(x: np.ndarray) -> np.ndarray:
+    """Integer and boolean input to exp, log, sqrt, tanh, sigmoid becomes float32, as in PyTorch."""
+    return x if x.dtype.kind == "f" else x.astype(DEFAULT_DTYPE)
 
 
 # ---------------------------------------------------------------- binary arithmetic
@@ -17,6 +40,7 @@ class Add(Function):
     @staticmethod
     def forward(ctx, x, y):
         broadcast_shapes("add", x.shape, y.shape)
+        x, y = promote(x, y)
         ctx.save(x.shape, y.shape)
         return x + y
 
@@ -32,6 +56,7 @@ class Sub(Function):
     @staticmethod
     def forward(ctx, x, y):
         broadcast_shapes("sub", x.shape, y.shape)
+        x, y = promote(x, y)
         ctx.save(x.shape, y.shape)
         return x - y
 
@@ -47,6 +72,7 @@ class Mul(Function):
     @staticmethod
     def forward(ctx, x, y):
         broadcast_shapes("mul", x.shape, y.shape)
+        x, y = promote(x, y)
         ctx.save(x, y)
         return x * y
 
@@ -66,6 +92,7 @@ class Div(Function):
     @staticmethod
     def forward(ctx, x, y):
         broadcast_shapes("div", x.shape, y.shape)
+        x, y = promote(x, y, true_divide=True)
         ctx.save(x, y)
         return x / y
 
@@ -86,6 +113,7 @@ class Pow(Function):
     @staticmethod
     def forward(ctx, x, y):
         broadcast_shapes("pow", x.shape, y.shape)
+        x, y = promote(x, y)
         z = np.power(x, y)
         ctx.save(x, y, z)
         return z
@@ -125,7 +153,7 @@ class Exp(Function):
 
     @staticmethod
     def forward(ctx, x):
-        z = np.exp(x)
+        z = np.exp(as_floating(x))
         ctx.save(z)
         return z
 
@@ -142,6 +170,7 @@ class Log(Function):
 
     @staticmethod
     def forward(ctx, x):
+        x = as_floating(x)
         ctx.save(x)
         return np.log(x)
 
@@ -158,7 +187,7 @@ class Sqrt(Function):
 
     @staticmethod
     def forward(ctx, x):
-        z = np.sqrt(x)
+        z = np.sqrt(as_floating(x))
         ctx.save(z)
         return z
 
@@ -204,7 +233,7 @@ class Tanh(Function):
 
     @staticmethod
     def forward(ctx, x):
-        z = np.tanh(x)
+        z = np.tanh(as_floating(x))
         ctx.save(z)
         return z
 
@@ -221,6 +250,7 @@ class Sigmoid(Function):
 
     @staticmethod
     def forward(ctx, x):
+        x = as_floating(x)
         e = np.exp(-np.abs(x))  # never overflows
         z = np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e)).astype(x.dtype, copy=False)
         ctx.save(z)
@@ -251,7 +281,7 @@ class Relu(Function):
 class Gelu(Function):
     """GELU(x) = x Φ(x) (Hendrycks & Gimpel, 2016): exact erf form or GPT-2's tanh form.
 
-    Formulas for both forms and their derivatives: ``numpy_ref.gelu_forward/backward``.
+    Formulas for both forms and their derivatives: ``minitx.reference.gelu_forward/backward``.
     """
 
     @staticmethod

@@ -6,35 +6,46 @@ elementwise ops). The hot ones call ``kernel(...)``, so the C++ backend can take
 import numpy as np
 
 from minitx.backends import kernel
+from minitx.ops.dims import normalize_dim
+from minitx.random import default_generator
 from minitx.tensor import Function
 
 
-def _to_last(x: np.ndarray, axis: int) -> np.ndarray:
-    return np.moveaxis(x, axis, -1) if axis not in (-1, x.ndim - 1) else x
+def _to_last(x: np.ndarray, dim: int) -> np.ndarray:
+    return np.moveaxis(x, dim, -1) if x.ndim and dim != x.ndim - 1 else x
 
 
-def _from_last(x: np.ndarray, axis: int) -> np.ndarray:
-    return np.moveaxis(x, -1, axis) if axis not in (-1, x.ndim - 1) else x
+def _from_last(x: np.ndarray, dim: int) -> np.ndarray:
+    return np.moveaxis(x, -1, dim) if x.ndim and dim != x.ndim - 1 else x
+
+
+def _row_kernel(name: str, *arrays) -> np.ndarray:
+    """Run the row kernel ``name`` over the last axis; an empty input (a zero-width row, or no rows) gives
+    an empty output of the same shape without calling it (a max over zero elements is undefined)."""
+    run = kernel(name, *arrays)
+    return np.empty_like(arrays[-1]) if arrays[0].size == 0 else run(*arrays)
 
 
 class Softmax(Function):
-    """y_i = exp(x_i - max x) / Σ_j exp(x_j - max x)   (stable form, over ``axis``).
+    """y_i = exp(x_i - max x) / Σ_j exp(x_j - max x)   (stable form, over ``dim``).
 
     Backward: dx = y ∘ (dy - Σ_j dy_j y_j)  — the Jacobian diag(y) - y yᵀ applied to dy.
+    A row holding NaN or +inf, or only -inf, gives a NaN row (as in PyTorch); a zero-width row gives an empty one.
     """
 
     @staticmethod
-    def forward(ctx, x, axis=-1):  # x: (..., n)
-        x_last = _to_last(x, axis)
-        y = kernel("softmax_forward", x_last)(x_last)  # y: (..., n)
-        ctx.save(y, axis)
-        return _from_last(y, axis)
+    def forward(ctx, x, dim=-1):  # x: (..., n)
+        dim = normalize_dim(dim, x.ndim, "softmax")
+        x_last = _to_last(x, dim)
+        y = _row_kernel("softmax_forward", x_last)  # y: (..., n)
+        ctx.save(y, dim)
+        return _from_last(y, dim)
 
     @staticmethod
     def backward(ctx, grad):
-        y, axis = ctx.saved
-        g = _to_last(grad, axis)
-        return _from_last(kernel("softmax_backward", g, y)(g, y), axis)
+        y, dim = ctx.saved
+        g = _to_last(grad, dim)
+        return _from_last(_row_kernel("softmax_backward", g, y), dim)
 
 
 class LogSoftmax(Function):
@@ -44,19 +55,16 @@ class LogSoftmax(Function):
     """
 
     @staticmethod
-    def forward(ctx, x, axis=-1):
-        from minitx.backends import numpy_ref
-
-        y = numpy_ref.log_softmax_forward(_to_last(x, axis))
-        ctx.save(y, axis)
-        return _from_last(y, axis)
+    def forward(ctx, x, dim=-1):
+        dim = normalize_dim(dim, x.ndim, "log_softmax")
+        y = _row_kernel("log_softmax_forward", _to_last(x, dim))
+        ctx.save(y, dim)
+        return _from_last(y, dim)
 
     @staticmethod
     def backward(ctx, grad):
-        from minitx.backends import numpy_ref
-
-        y, axis = ctx.saved
-        return _from_last(numpy_ref.log_softmax_backward(_to_last(grad, axis), y), axis)
+        y, dim = ctx.saved
+        return _from_last(_row_kernel("log_softmax_backward", _to_last(grad, dim), y), dim)
 
 
 class LayerNorm(Function):
@@ -137,34 +145,44 @@ class CrossEntropy(Function):
         q = (1 - ε) onehot(t) + ε / C,   loss_n = -Σ_c q_c log softmax(x_n)_c
         dloss_n/dx_n = softmax(x_n) - q
 
-    Targets equal to ``ignore_index`` contribute nothing; "mean" divides by the number of kept targets.
+    Targets equal to ``ignore_index`` contribute exactly nothing (loss and gradient 0, even if their logits
+    hold NaN); "mean" divides by the number of kept targets, so with none kept it is 0/0 = NaN, as in PyTorch.
+    The maths: ``cross_entropy_forward/backward`` in the kernels.
     """
 
     @staticmethod
     def forward(ctx, logits, target, ignore_index=-100, label_smoothing=0.0, reduction="mean"):
-        from minitx.backends import numpy_ref
-
         n, c = logits.shape
+        if target.dtype.kind not in "iu":
+            raise RuntimeError(f"cross_entropy: target must hold integer class indices, got dtype {target.dtype}")
         keep = target != ignore_index
-        safe_target = np.where(keep, target, 0)
-        if keep.any() and (safe_target.min() < 0 or safe_target.max() >= c):
-            raise IndexError(f"cross_entropy: targets must be in [0, {c}) or ignore_index={ignore_index}")
-        logp = numpy_ref.log_softmax_forward(logits)
-        q = np.full((n, c), label_smoothing / c, dtype=logits.dtype)
-        q[np.arange(n), safe_target] += 1.0 - label_smoothing
-        q *= keep[:, None]
-        losses = -(q * logp).sum(axis=1)
-        count = max(int(keep.sum()), 1) if reduction == "mean" else 1
-        ctx.save(logp, q, reduction, count)
+        if keep.any() and (target[keep].min() < 0 or target[keep].max() >= c):
+            raise IndexError(f"cross_entropy: targets must be in [0, {c}) or ignore_index={ignore_index}, got values "
+                             f"in [{target[keep].min()}, {target[keep].max()}]")
+        losses, logp = kernel("cross_entropy_forward", logits)(logits, target, ignore_index, label_smoothing)
+        count = int(keep.sum()) if reduction == "mean" else 1
+        ctx.save(logp, target, ignore_index, label_smoothing, reduction, count)
         if reduction == "none":
             return losses
-        total = losses.sum()
-        return np.asarray(total / count if reduction == "mean" else total, dtype=logits.dtype)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.asarray(losses.sum() / count, dtype=logits.dtype)
 
     @staticmethod
     def backward(ctx, grad):
-        logp, q, reduction, count = ctx.saved
-        keep = q.sum(axis=1, keepdims=True) > 0
-        dlogits = (np.exp(logp) * keep - q)
-        scale = grad[:, None] if reduction == "none" else grad / count
-        return (dlogits * scale).astype(logp.dtype, copy=False), None
+        logp, target, ignore_index, label_smoothing, reduction, count = ctx.saved
+        with np.errstate(invalid="ignore", divide="ignore"):
+            dloss = grad if reduction == "none" else np.full(logp.shape[0], grad / count, dtype=logp.dtype)
+        backward = kernel("cross_entropy_backward", dloss, logp)
+        return backward(dloss, logp, target, ignore_index, label_smoothing), None
+
+
+def dropout(x, p: float = 0.5, training: bool = True, generator: np.random.Generator = None):
+    """Inverted dropout on a Tensor; identity when ``training`` is False or p == 0. Seed with
+    ``minitx.manual_seed``."""
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"dropout: p must be in [0, 1], got {p}")
+    if not training or p == 0.0:
+        return x
+    if p == 1.0:  # every unit dropped; the 1/(1-p) rescale would divide by zero
+        return x * 0.0
+    return Dropout.apply(x, p=p, generator=generator or default_generator())

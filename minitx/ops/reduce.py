@@ -1,24 +1,18 @@
-"""Reductions over axes: sum, mean, max, min, var (each with ``keepdim``).
+"""Reductions over dims: sum, mean, max, min, var (each with ``keepdim``; dims follow ops/dims.py).
 
 The backward of a reduction *re-expands* the gradient over the reduced axes: first put the reduced
 axes back as size-1 axes (``_restore_axes``), then broadcast.
 """
 import numpy as np
 
+from minitx.ops.dims import normalize_dims
 from minitx.tensor import Function
 
 
-def normalize_axes(axis, ndim: int, op: str = "reduce") -> tuple:
-    """``axis`` (None, int or sequence, negatives allowed) as a sorted tuple of non-negative axes."""
-    if axis is None:
-        return tuple(range(ndim))
-    axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
-    out = []
-    for a in axes:
-        if not -ndim <= a < max(ndim, 1):
-            raise ValueError(f"{op}: axis {a} is out of range for a tensor with {ndim} dimensions")
-        out.append(int(a) % max(ndim, 1))
-    return tuple(sorted(set(out)))
+def _floating(x, op: str) -> None:
+    """mean and var need a floating-point input, as in PyTorch (an integer mean has no integer answer)."""
+    if x.dtype.kind != "f":
+        raise RuntimeError(f"{op}: input dtype must be floating point, got {x.dtype} (convert with .float())")
 
 
 def _restore_axes(grad: np.ndarray, axes: tuple, keepdim: bool) -> np.ndarray:
@@ -30,8 +24,8 @@ class Sum(Function):
     """y = Σ_axes x;  dy/dx = 1 for every summed element."""
 
     @staticmethod
-    def forward(ctx, x, axis=None, keepdim=False):
-        axes = normalize_axes(axis, x.ndim, "sum")
+    def forward(ctx, x, dim=None, keepdim=False):
+        axes = normalize_dims(dim, x.ndim, "sum")
         ctx.save(x.shape, axes, keepdim)
         return np.asarray(x.sum(axis=axes, keepdims=keepdim))
 
@@ -47,8 +41,9 @@ class Mean(Function):
     """y = (1/n) Σ_axes x;  dy/dx = 1/n, n = number of reduced elements."""
 
     @staticmethod
-    def forward(ctx, x, axis=None, keepdim=False):
-        axes = normalize_axes(axis, x.ndim, "mean")
+    def forward(ctx, x, dim=None, keepdim=False):
+        _floating(x, "mean")
+        axes = normalize_dims(dim, x.ndim, "mean")
         ctx.save(x.shape, axes, keepdim)
         return np.asarray(x.mean(axis=axes, keepdims=keepdim))
 
@@ -68,8 +63,8 @@ class _Extremum(Function):
     reduce = None
 
     @classmethod
-    def forward(cls, ctx, x, axis=None, keepdim=False):
-        axes = normalize_axes(axis, x.ndim, cls.__name__.lower())
+    def forward(cls, ctx, x, dim=None, keepdim=False):
+        axes = normalize_dims(dim, x.ndim, cls.__name__.lower())
         if x.size == 0:
             raise ValueError(f"{cls.__name__.lower()}: cannot reduce an empty tensor of shape {x.shape}")
         y = np.asarray(cls.reduce(x, axis=axes, keepdims=True))
@@ -105,8 +100,9 @@ class Var(Function):
     """
 
     @staticmethod
-    def forward(ctx, x, axis=None, keepdim=False, correction=1):
-        axes = normalize_axes(axis, x.ndim, "var")
+    def forward(ctx, x, dim=None, keepdim=False, correction=1):
+        _floating(x, "var")
+        axes = normalize_dims(dim, x.ndim, "var")
         n = int(np.prod([x.shape[a] for a in axes])) if axes else 1
         centered = x - x.mean(axis=axes, keepdims=True)
         ctx.save(centered, axes, keepdim, n - correction)

@@ -7,6 +7,7 @@ concat -> slice the gradient into the pieces.
 import numpy as np
 
 from minitx.ops.broadcast import unbroadcast
+from minitx.ops.dims import normalize_dim
 from minitx.tensor import Function
 
 
@@ -46,7 +47,9 @@ class Permute(Function):
 
     @staticmethod
     def forward(ctx, x, dims):
-        dims = tuple(int(d) % max(x.ndim, 1) for d in dims)
+        if len(dims) != x.ndim:
+            raise ValueError(f"permute: {len(dims)} dims {dims} given for a tensor of shape {x.shape}")
+        dims = tuple(normalize_dim(d, x.ndim, "permute") for d in dims)
         if sorted(dims) != list(range(x.ndim)):
             raise ValueError(f"permute: dims {dims} are not a permutation of the {x.ndim} axes of shape {x.shape}")
         ctx.save(dims)
@@ -89,44 +92,46 @@ class Contiguous(Function):
         return grad
 
 
-def _check_same_except(op, arrays, axis):
+def _check_same_except(op, arrays, dim):
     ref = arrays[0].shape
     for a in arrays[1:]:
-        if a.ndim != len(ref) or any(n != m for i, (n, m) in enumerate(zip(ref, a.shape)) if i != axis % len(ref)):
-            raise ValueError(f"{op}: shapes must match except along axis {axis}, got {ref} and {a.shape}")
+        if a.ndim != len(ref) or any(n != m for i, (n, m) in enumerate(zip(ref, a.shape)) if i != dim):
+            raise ValueError(f"{op}: shapes must match except along dim {dim}, got {ref} and {a.shape}")
 
 
 class Concat(Function):
-    """y = [x1; x2; ...] along ``axis``; each dx_i is its slice of dy."""
+    """y = [x1; x2; ...] along ``dim``; each dx_i is its slice of dy."""
 
     @staticmethod
-    def forward(ctx, *xs, axis=0):
+    def forward(ctx, *xs, dim=0):
         if not xs:
             raise ValueError("concat: need at least one tensor")
-        _check_same_except("concat", xs, axis)
-        ctx.save(axis, np.cumsum([x.shape[axis] for x in xs])[:-1])
-        return np.concatenate(xs, axis=axis)
+        dim = normalize_dim(dim, xs[0].ndim, "concat")
+        _check_same_except("concat", xs, dim)
+        ctx.save(dim, np.cumsum([x.shape[dim] for x in xs])[:-1])
+        return np.concatenate(xs, axis=dim)
 
     @staticmethod
     def backward(ctx, grad):
-        axis, offsets = ctx.saved
-        return tuple(np.split(grad, offsets, axis=axis))
+        dim, offsets = ctx.saved
+        return tuple(np.split(grad, offsets, axis=dim))
 
 
 class Stack(Function):
     """y = the inputs stacked along a new axis; each dx_i = dy[..., i, ...]."""
 
     @staticmethod
-    def forward(ctx, *xs, axis=0):
+    def forward(ctx, *xs, dim=0):
         if not xs:
             raise ValueError("stack: need at least one tensor")
         for x in xs[1:]:
             if x.shape != xs[0].shape:
                 raise ValueError(f"stack: all tensors need the same shape, got {xs[0].shape} and {x.shape}")
-        ctx.save(axis, len(xs))
-        return np.stack(xs, axis=axis)
+        dim = normalize_dim(dim, xs[0].ndim + 1, "stack")
+        ctx.save(dim, len(xs))
+        return np.stack(xs, axis=dim)
 
     @staticmethod
     def backward(ctx, grad):
-        axis, n = ctx.saved
-        return tuple(np.take(grad, i, axis=axis) for i in range(n))
+        dim, n = ctx.saved
+        return tuple(np.take(grad, i, axis=dim) for i in range(n))

@@ -2,7 +2,7 @@
 import numpy as np
 
 import minitx
-from minitx.backends.numpy_ref import softmax_forward
+from minitx.reference import softmax_forward
 
 
 def fill_mask(model, tokenizer, text: str, top_k: int = 3) -> list:

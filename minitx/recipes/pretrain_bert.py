@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 import minitx
-from minitx.backends.numpy_ref import log_softmax_forward
+from minitx.reference import log_softmax_forward
 from minitx.data.pretraining import IGNORE_INDEX, DynamicMaskingDataset, PretrainingConfig, StaticMaskingDataset
 from minitx.models.bert import BertConfig, BertForPreTraining
 from minitx.tokenizers import train_wordpiece

@@ -34,6 +34,14 @@ static std::string shape_str(const Shape& s) {
 
 static Shape shape_of(const py::array& a) { return Shape(a.shape(), a.shape() + a.ndim()); }
 
+// x.shape[:-1] (the rows of a kernel over the last axis) and their number, 1 for a 1-D x.
+static Shape row_shape_of(const py::array& x) { return Shape(x.shape(), x.shape() + x.ndim() - 1); }
+static Index rows_of(const py::array& x) {
+    Index rows = 1;
+    for (auto d : row_shape_of(x)) rows *= d;
+    return rows;
+}
+
 [[noreturn]] static void fail(const std::string& msg) { throw py::value_error(msg); }
 
 // ---------------------------------------------------------------- outputs
@@ -62,7 +70,8 @@ static FloatArray new_output(const Shape& shape) {
 // The argument as a float32 C-contiguous array (no copy), or ValueError.
 static FloatArray f32(const py::handle& obj, const char* fn, const char* name) {
     if (!py::isinstance<py::array>(obj))
-        fail(std::string(fn) + ": " + name + " must be a numpy.ndarray, got " + std::string(py::str(obj.get_type())));
+        fail(std::string(fn) + ": " + name + " must be a numpy.ndarray, got " +
+             std::string(py::str(py::type::handle_of(obj))));
     auto arr = py::reinterpret_borrow<py::array>(obj);
     if (!arr.dtype().equal(py::dtype::of<float>()))
         fail(std::string(fn) + ": " + name + " must be float32, got " + std::string(py::str(arr.dtype())) +
@@ -91,9 +100,7 @@ enum class Trans { NN, TN, NT };  // C = A·B, Aᵀ·B, A·Bᵀ
 // The lean path for the most common call, two plain 2-D float32 arrays: it reads the array headers directly
 // (no dtype objects, no shape vectors, no batch tables) and keeps the GIL for products under
 // kTinyMatmulFlops, where releasing and re-taking it costs more than the arithmetic. Anything else,
-// errors included, takes the general path below. Measured (benchmarks/bench_binding_overhead.py, load ~1.4):
-// a whole N×N matmul call, output allocation included, 0.50-0.78 µs for N = 1..16 (before: 0.96-1.74 µs;
-// np.matmul 1.5-1.7 µs in the same run).
+// errors included, takes the general path below. Call overhead: benchmarks/results/binding_overhead.json.
 static constexpr double kTinyMatmulFlops = 32768;
 
 static bool plain_2d_f32(py::handle h) {
@@ -157,7 +164,7 @@ static py::object matmul_impl(py::handle a_obj, py::handle b_obj, int version, T
         if (la != lb && la != 1 && lb != 1)
             fail(std::string(fn) + ": batch dimensions cannot broadcast: a is " + shape_str(shape_of(a)) + ", b is " +
                  shape_str(shape_of(b)));
-        batch[d] = std::max(la, lb);
+        batch[d] = la == 1 ? lb : la;  // a length 1 stretches to the other's, 0 included
         if (la != 1) a_stride[d] = sa;
         if (lb != 1) b_stride[d] = sb;
         sa *= la;
@@ -197,9 +204,8 @@ static FloatArray softmax_fwd(py::handle x_obj) {
     auto x = f32(x_obj, "softmax_forward", "x");
     min_ndim(x, 1, "softmax_forward", "x");
     FloatArray y = new_output(shape_of(x));
-    const Index n = x.shape(x.ndim() - 1), rows = n ? x.size() / n : 0;
     py::gil_scoped_release release;
-    softmax_forward(x.data(), y.mutable_data(), rows, n);
+    softmax_forward(x.data(), y.mutable_data(), rows_of(x), x.shape(x.ndim() - 1));
     return y;
 }
 
@@ -208,9 +214,8 @@ static FloatArray softmax_bwd(py::handle dy_obj, py::handle y_obj) {
     min_ndim(y, 1, "softmax_backward", "y");
     same_shape(dy, y, "softmax_backward", "dy", "y");
     FloatArray dx = new_output(shape_of(y));
-    const Index n = y.shape(y.ndim() - 1), rows = n ? y.size() / n : 0;
     py::gil_scoped_release release;
-    softmax_backward(dy.data(), y.data(), dx.mutable_data(), rows, n);
+    softmax_backward(dy.data(), y.data(), dx.mutable_data(), rows_of(y), y.shape(y.ndim() - 1));
     return dx;
 }
 
@@ -221,21 +226,29 @@ static void check_param(const py::array& p, Index n, const py::array& x, const c
              std::to_string(n) + ",) for x of shape " + shape_str(shape_of(x)));
 }
 
+// mean / rstd as layer_norm_forward made them: x.shape[:-1]. For a 1-D x that is (), and (1,) is taken
+// too: np.ascontiguousarray, which callers apply to every input, turns a 0-d array into shape (1,).
+static void check_row_stat(const py::array& stat, const py::array& x, const char* fn, const char* name) {
+    const Shape expected = row_shape_of(x);
+    if (shape_of(stat) == expected || (x.ndim() == 1 && shape_of(stat) == Shape{1})) return;
+    fail(std::string(fn) + ": " + name + " has shape " + shape_str(shape_of(stat)) + ", expected " +
+         shape_str(expected) + " for x of shape " + shape_str(shape_of(x)));
+}
+
 static py::tuple layer_norm_fwd(py::handle x_obj, py::handle w_obj, py::handle b_obj, double eps) {
     const char* fn = "layer_norm_forward";
     auto x = f32(x_obj, fn, "x"), w = f32(w_obj, fn, "weight"), b = f32(b_obj, fn, "bias");
     min_ndim(x, 1, fn, "x");
     const Index n = x.shape(x.ndim() - 1);
-    if (n == 0) fail(std::string(fn) + ": the normalised axis is empty, x is " + shape_str(shape_of(x)));
     check_param(w, n, x, fn, "weight");
     check_param(b, n, x, fn, "bias");
     if (!(eps >= 0)) fail(std::string(fn) + ": eps must be >= 0, got " + std::to_string(eps));
-    const Shape row_shape(x.shape(), x.shape() + x.ndim() - 1);
-    FloatArray y = new_output(shape_of(x)), mean(row_shape), rstd(row_shape);
+    // mean and rstd: x.shape[:-1], () for a 1-D x (NaN for an empty last axis: the mean of nothing)
+    FloatArray y = new_output(shape_of(x)), mean(row_shape_of(x)), rstd(row_shape_of(x));
     {
         py::gil_scoped_release release;
         layer_norm_forward(x.data(), w.data(), b.data(), float(eps), y.mutable_data(), mean.mutable_data(),
-                           rstd.mutable_data(), x.size() / n, n);
+                           rstd.mutable_data(), rows_of(x), n);
     }
     return py::make_tuple(y, mean, rstd);
 }
@@ -248,18 +261,14 @@ static py::tuple layer_norm_bwd(py::handle dy_obj, py::handle x_obj, py::handle 
     min_ndim(x, 1, fn, "x");
     same_shape(dy, x, fn, "dy", "x");
     const Index n = x.shape(x.ndim() - 1);
-    if (n == 0) fail(std::string(fn) + ": the normalised axis is empty, x is " + shape_str(shape_of(x)));
     check_param(w, n, x, fn, "weight");
-    const Shape row_shape(x.shape(), x.shape() + x.ndim() - 1);
-    for (auto* p : {&mean, &rstd})
-        if (shape_of(*p) != row_shape)
-            fail(std::string(fn) + ": " + (p == &mean ? "mean" : "rstd") + " has shape " + shape_str(shape_of(*p)) +
-                 ", expected " + shape_str(row_shape) + " for x of shape " + shape_str(shape_of(x)));
+    check_row_stat(mean, x, fn, "mean");
+    check_row_stat(rstd, x, fn, "rstd");
     FloatArray dx = new_output(shape_of(x)), dw(Shape{n}), db(Shape{n});
     {
         py::gil_scoped_release release;
         layer_norm_backward(dy.data(), x.data(), w.data(), mean.data(), rstd.data(), dx.mutable_data(),
-                            dw.mutable_data(), db.mutable_data(), x.size() / n, n);
+                            dw.mutable_data(), db.mutable_data(), rows_of(x), n);
     }
     return py::make_tuple(dx, dw, db);
 }
@@ -317,7 +326,8 @@ static AttnMask attention_mask(py::object mask_obj, const AttnShape& s, const ch
     AttnMask m;
     if (mask_obj.is_none()) return m;
     if (!py::isinstance<py::array>(mask_obj))
-        fail(std::string(fn) + ": mask must be a numpy.ndarray or None, got " + std::string(py::str(mask_obj.get_type())));
+        fail(std::string(fn) + ": mask must be a numpy.ndarray or None, got " +
+             std::string(py::str(py::type::handle_of(mask_obj))));
     auto arr = py::reinterpret_borrow<py::array>(mask_obj);
     const bool is_bool = arr.dtype().equal(py::dtype::of<bool>());
     if (!is_bool && !arr.dtype().equal(py::dtype::of<float>()))

@@ -2,9 +2,7 @@
 // pybind11 (see minitx/kernels.py::matmul_cffi and benchmarks/bench_binding_overhead.py).
 // C (m×n) = A (m×k) · B (k×n), all row-major float32; runs the default rung. Returns 0, or -1 on a
 // bad argument. No validation beyond that: the caller owns the pointers.
-// Measured per call, 4×4 (benchmarks/results/binding_overhead.json, shared 2-core machine): pybind11
-// 0.7-1.1 µs, this entry through cffi 3.3-4.3 µs, np.matmul 1.5-2.4 µs. The C call itself is ~0.3 µs;
-// the rest is Python: three ffi.from_buffer (~0.45 µs each; a.ctypes.data is slower, ~1-3 µs) and np.empty.
+// Call overhead: benchmarks/results/binding_overhead.json.
 #include <cstdint>
 
 #include "matmul/matmul.h"

@@ -30,6 +30,16 @@ static float sum_scalar(const float* x, Index n) {
     return s;
 }
 
+// max(start, x_0, ..., x_{n-1}); NaN if any x_i is NaN (as np.max), where `x > m ? x : m` alone would skip it.
+static float max_scalar(const float* x, Index n, float start) {
+    float m = start;
+    for (Index i = 0; i < n; ++i) {
+        if (std::isnan(x[i])) return NAN;
+        m = x[i] > m ? x[i] : m;
+    }
+    return m;
+}
+
 static float exp_shift_sum_scalar(const float* x, float shift, float* y, Index n) {
     float s = 0.f;
     for (Index i = 0; i < n; ++i) {
@@ -122,16 +132,22 @@ __attribute__((target("avx2,fma"))) static float sum_avx2(const float* x, Index 
     return s;
 }
 
+// max_ps alone would drop a NaN (it returns its second operand when either is NaN), so an unordered
+// self-compare collects NaN lanes on the side; a NaN anywhere makes the result NaN.
 __attribute__((target("avx2,fma"))) static float max_avx2(const float* x, Index n) {
-    __m256 acc = _mm256_set1_ps(-INFINITY);
+    __m256 acc = _mm256_set1_ps(-INFINITY), nan = _mm256_setzero_ps();
     Index i = 0;
-    for (; i + 8 <= n; i += 8) acc = _mm256_max_ps(acc, _mm256_loadu_ps(x + i));
+    for (; i + 8 <= n; i += 8) {
+        const __m256 v = _mm256_loadu_ps(x + i);
+        acc = _mm256_max_ps(acc, v);
+        nan = _mm256_or_ps(nan, _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
+    }
     alignas(32) float lanes[8];
     _mm256_store_ps(lanes, acc);
     float m = -INFINITY;
     for (float v : lanes) m = v > m ? v : m;
-    for (; i < n; ++i) m = x[i] > m ? x[i] : m;
-    return m;
+    if (_mm256_movemask_ps(nan)) return NAN;
+    return max_scalar(x + i, n - i, m);
 }
 
 __attribute__((target("avx2,fma"))) static float exp_shift_sum_avx2(const float* x, float shift, float* y, Index n) {
@@ -338,12 +354,7 @@ void scale(float* y, float alpha, Index n) {
 
 float sum(const float* x, Index n) { return use_avx2() ? sum_avx2(x, n) : sum_scalar(x, n); }
 
-float max(const float* x, Index n) {
-    if (use_avx2()) return max_avx2(x, n);
-    float m = -INFINITY;
-    for (Index i = 0; i < n; ++i) m = x[i] > m ? x[i] : m;
-    return m;
-}
+float max(const float* x, Index n) { return use_avx2() ? max_avx2(x, n) : max_scalar(x, n, -INFINITY); }
 
 float exp_shift_sum(const float* x, float shift, float* y, Index n) {
     return use_avx2() ? exp_shift_sum_avx2(x, shift, y, n) : exp_shift_sum_scalar(x, shift, y, n);

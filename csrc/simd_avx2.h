@@ -20,10 +20,15 @@ __attribute__((target("avx2,fma"))) inline float hsum256(__m256 v) {
 // exp(r) by the Cephes expf polynomial on |r| <= ln2/2. k is rounded by adding 1.5·2^23 + 127 in one
 // FMA: the sum's low mantissa bits are then the integer k + 127, so a shift by 23 makes 2^k's bits
 // directly (two operations instead of round + convert + add + shift: ~10% of a softmax's time).
+// Edge values, with no extra instruction:
+//   x < -87.34 (and -inf) -> 0 (the underflow mask);
+//   x > 88.38 (and +inf) -> +inf: x is clamped to ln(FLT_MAX), where k = 128, and the exponent bits of
+//     2^128 (k + 127 = 255) are those of +inf (0.35 before float's true overflow point);
+//   NaN -> NaN: min/max return their *second* operand when either is NaN, so the clamps take x second.
 __attribute__((target("avx2,fma"))) inline __m256 exp256(__m256 x) {
     const __m256 underflow = _mm256_cmp_ps(x, _mm256_set1_ps(-87.3365f), _CMP_LT_OQ);
-    x = _mm256_min_ps(x, _mm256_set1_ps(88.3762626647949f));
-    x = _mm256_max_ps(x, _mm256_set1_ps(-87.3365f));
+    x = _mm256_min_ps(_mm256_set1_ps(88.7228394f), x);
+    x = _mm256_max_ps(_mm256_set1_ps(-87.3365f), x);
     const __m256 magic = _mm256_set1_ps(12583039.f);  // 1.5·2^23 + 127
     const __m256 t = _mm256_fmadd_ps(x, _mm256_set1_ps(1.44269504088896341f), magic);
     const __m256 k = _mm256_sub_ps(t, magic);

@@ -9,17 +9,23 @@
 namespace minitx {
 
 // A mask broadcast to (B,H,Lq,Lk) through strides (0 on broadcast axes): boolean (true = attend) or
-// additive float. Causality is separate: query i sees keys j <= i + (Lk - Lq) (aligned to the end).
+// additive float, -inf = blocked (minitx/masks.py). Causality is separate: query i sees keys
+// j <= i + (Lk - Lq) (aligned to the end).
 struct AttnMask {
     const bool* keep = nullptr;
     const float* add = nullptr;
     Index s_b = 0, s_h = 0, s_q = 0, s_k = 0;
     Index row(Index b, Index h, Index i) const { return b * s_b + h * s_h + i * s_q; }
     bool any() const { return keep || add; }
-    float bias(Index row_off, Index j) const {
-        if (keep) return keep[row_off + j * s_k] ? 0.f : -INFINITY;
-        if (add) return add[row_off + j * s_k];
-        return 0.f;
+    // The score seen through the mask: -inf where key j is blocked, *replacing* the score (x + -inf would
+    // keep a NaN, and a NaN behind a mask stays hidden: minitx/masks.py), else score + the additive value.
+    float apply(Index row_off, Index j, float score) const {
+        if (keep) return keep[row_off + j * s_k] ? score : -INFINITY;
+        if (add) {
+            const float a = add[row_off + j * s_k];
+            return a == -INFINITY ? a : score + a;
+        }
+        return score;
     }
 };
 
@@ -45,15 +51,14 @@ inline constexpr Index kBlockK = 128;
 inline Index panel_floats(Index k, Index n) { return k * ((n + 15) / 16 * 16); }
 
 // Causal limit and mask on a transposed score tile st[r][c] (key j0 + r, query i0 + c): keys past the
-// causal limit become -inf, the mask's bias is added to the rest. Only called for tiles that need it.
+// causal limit become -inf, the rest go through the mask (AttnMask::apply). Only called for tiles that need it.
 inline void mask_tile(const AttnShape& s, const AttnMask& mask, Index b, Index h, Index i0, Index nq, Index j0,
                       Index nk, float* st) {
     for (Index c = 0; c < nq; ++c) {
         const Index visible = s.keys_visible(i0 + c), row = mask.row(b, h, i0 + c);
         for (Index r = 0; r < nk; ++r) {
             float& x = st[r * kBlockQ + c];
-            if (j0 + r >= visible) x = -INFINITY;
-            else if (mask.any()) x += mask.bias(row, j0 + r);
+            x = j0 + r >= visible ? -INFINITY : mask.apply(row, j0 + r, x);
         }
     }
 }

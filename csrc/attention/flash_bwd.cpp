@@ -13,12 +13,10 @@
 // the (batch, head, key block) tasks keep both cores busy even when B·H is 1.
 // Memory: O(L): four packed copies of Q and dO and one dq-sized buffer per extra thread (in the calling
 // thread's retained Scratch, common.h), a few tiles per thread; never the Lq×Lk matrix.
-// Rows with lse = -inf (fully masked) get dQ = 0 and add nothing to dK/dV.
-// Measured (1,8,L,64), 2 threads, AVX2 EPYC, timed in blocks with the forward and torch: L = 512/1024/
-// 2048/4096: 11.1/44/184/733 ms = 2.14/2.27/2.45/2.50× our forward (the products alone are 2.5× the
-// forward's FLOPs), 1.08-1.36× faster than torch's backward. Before: 2.5-3.1× (unpacked B operands ran the
-// products at 80-88 instead of ~92 GF/s on one core; fresh scratch memory was page-faulted on every call
-// and Δ, the dQ zeroing and the dQ sum ran serially: ~15% of the time at L = 512).
+// Rows with lse = -inf (fully masked) get dQ = 0 and add nothing to dK/dV. A row with lse = NaN (its
+// forward was NaN) has P = exp(S - NaN) = NaN on every key of the tiles it meets, so its dQ, and dK/dV of
+// those keys, are NaN.
+// Speed: benchmarks/results/attention.json.
 // Reference: minitx/backends/numpy_ref.py::attention_backward
 #include <algorithm>
 #include <vector>

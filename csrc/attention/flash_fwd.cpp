@@ -9,16 +9,12 @@
 // pre-pass into the calling thread's Scratch; packing V per (query block, tile) pair was 6% of the time).
 // The only extra memory is one score tile and the packed panels; out = acc / l and lse = m + log l are kept
 // for the backward.
-// A row that sees no key (all -inf) gets out = 0 and lse = -inf, never NaN. (batch, head, query block)
-// triples are spread over threads; causal blocks stop at their last visible key.
-// Measured (1,8,L,64), 2 threads, AVX2 EPYC, timed in blocks with torch (benchmarks/bench_attention.py):
-// L = 512/1024/2048/4096: 5.2/19.4/75/293 ms = 1.13/1.04/1.04/1.06× torch SDPA's speed, 3.4-5.3× the
-// unfused NumPy reference. 8× NumPy is out of reach on this machine: NumPy took 80-103 ms at L = 1024, so
-// 8× means ≤ 12.9 ms for 2.15 GFLOP of products alone, 167 GF/s — above what np.matmul itself reaches
-// here on 2 cores (141-163 GF/s at N ≥ 1024); our forward runs at ~111 GF/s (the exp of every score and
-// the rescaling take ~15% of it).
-// The first one-query-row-at-a-time (dot/axpy) kernel was 0.3× torch. benchmarks/results/attention.json has
-// the latest run.
+// A row that sees no key (all blocked: -inf) gets out = 0 and lse = -inf, never NaN. A row with a NaN among
+// the scores it sees (a NaN in its query, or in a key it may see; +inf scores too) gets out = NaN and
+// lse = NaN, as torch: the NaN reaches l through the exp (simd::online_softmax_cols). A NaN behind the
+// mask stays hidden (AttnMask::apply). (batch, head, query block) triples are spread over threads;
+// causal blocks stop at their last visible key.
+// Speed: benchmarks/results/attention.json.
 // Reference: minitx/backends/numpy_ref.py::attention_forward
 #include <algorithm>
 #include <vector>

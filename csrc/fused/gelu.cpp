@@ -9,10 +9,10 @@
 // the polynomial exp of simd_avx2.h. Scalar body: chunks of kChunk elements through simd::exp_shift_sum.
 // Large arrays are split over threads (for_rows).
 // The erf form's forward uses a rational erf (one division, no exp) where x >= -3 (normal_cdf8_fast).
-// Measured (AVX2 EPYC, 2 cores, benchmarks/bench_fused.py, two runs): erf forward 1.5-1.6 ms at
-// 4096×1024 and 13-15 ms at 8192×4096 = 106-165% of x.copy()'s bandwidth, 44-66× NumPy (the exp-based
-// cdf gave 41-52% of copy); tanh forward 36-47×; erf backward 32-80×.
-// See benchmarks/results/fused.json.
+// Edge values as torch's formulas give them: NaN -> NaN, gelu(+inf) = +inf, gelu(-inf) = -inf · 0 = NaN;
+// the backward is NaN at ±inf (x φ(x) = inf · 0), the tanh form's already from |x| > 1.8e19, where x²
+// overflows (x (1 - th²) · (1 + 3·0.044715 x²) = 0 · inf).
+// Speed: benchmarks/results/fused.json.
 // Reference: minitx/backends/numpy_ref.py::gelu_forward / gelu_backward
 #include <algorithm>
 #include <cmath>
@@ -128,7 +128,7 @@ __attribute__((target("avx2,fma"))) static inline __m256 gelu8(__m256 x, __m256 
     if constexpr (Form == GeluForm::Tanh) {
         const __m256 u2 = _mm256_mul_ps(_mm256_set1_ps(2.f * kSqrt2OverPi),
                                         _mm256_fmadd_ps(_mm256_mul_ps(_mm256_set1_ps(kCubic), x2), x, x));
-        const __m256 e = simd::exp256(u2);  // clamped at exp(88.4): finite
+        const __m256 e = simd::exp256(u2);  // +inf for large u, as the scalar body's std::exp
         const __m256 e1 = _mm256_add_ps(e, one);
         const __m256 plus = _mm256_blendv_ps(_mm256_div_ps(_mm256_mul_ps(two, e), e1), two,
                                              _mm256_cmp_ps(e, _mm256_set1_ps(1e30f), _CMP_GE_OQ));

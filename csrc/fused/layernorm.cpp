@@ -6,11 +6,9 @@
 // and x twice, but a row (≤ 16 KiB for n ≤ 4096) stays in L1/L2, so memory sees one read of each input
 // and one write of each output. AVX2 bodies with 8-wide FMA; scalar bodies with the same loop structure.
 // dw/db are summed per worker thread into private buffers, then added up (no atomics, no locks).
-// Measured (AVX2 EPYC, 2 cores, benchmarks/bench_fused.py, two runs): forward 8.5-12.5× NumPy at
-// 4096×1024 and 12.7-13.4× at 8192×4096, backward 11.5-15.9× / 15.7-17.4× (was 2-4× with scalar loops),
-// 98-178% of x.copy()'s bandwidth (the copy pays for fresh output pages; with the output cache off the
-// forward is 8-9× NumPy at 8192×4096).
-// See benchmarks/results/fused.json.
+// A NaN or ±inf in a row makes its mean or variance NaN, so the whole row (and its mean/rstd) is NaN, as in
+// the reference; an empty last axis gives mean = rstd = NaN (the mean of nothing).
+// Speed: benchmarks/results/fused.json.
 // Reference: minitx/backends/numpy_ref.py::layer_norm_forward / layer_norm_backward
 #include <algorithm>
 #include <cmath>

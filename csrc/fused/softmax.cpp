@@ -4,13 +4,11 @@
 // Forward: max, then exp + sum (writing y), then y *= 1/sum; backward: a dot product, then one
 // elementwise pass. A row stays in L1/L2 between passes, so memory sees one read and one write per
 // element; NumPy's version makes ~6 passes over memory. All passes are AVX2 (simd.h) with scalar twins.
-// The forward is bound by the polynomial exp (~0.5 ns/element/core) as much as by memory.
-// Measured (AVX2 EPYC, 2 cores, benchmarks/bench_fused.py, two runs, ratios move with NumPy's own time):
-// forward 0.17 ms at 512×768 (25× NumPy; 0.31 ms on one thread before the lower parallel threshold),
-// 2.3-2.5 ms at 4096×1024 (8.5-9×, 64-79% of x.copy()'s bandwidth), 16-21 ms at 8192×4096 (8.6-11.5×,
-// 108-130% of copy; 25-28 ms with fresh, zero-filled output pages: the output cache's share);
-// backward 3.3-5.4× NumPy at 98-218% of copy — 10× is out of reach: it must read two arrays and write
-// one, NumPy's version moves only ~3× as many bytes. See benchmarks/results/fused.json.
+// The forward is bound by the polynomial exp as much as by memory; the backward must read two arrays and
+// write one, so NumPy's version moves only ~3× as many bytes.
+// Edge values as torch: a NaN or +inf in a row, or a row of only -inf, makes the whole row NaN (the max
+// and the exp propagate NaN, and inf - inf = NaN); the backward lets NaN flow through its dot product.
+// Speed: benchmarks/results/fused.json.
 // Reference: minitx/backends/numpy_ref.py::softmax_forward / softmax_backward
 #include <algorithm>
 

@@ -1,6 +1,6 @@
 // Rung 0: the textbook triple loop, C[i][j] = sum_k A[i][k] B[k][j].
 // The inner loop walks B down a column (stride N): one cache miss per multiply-add once B outgrows cache.
-// Measured: ~0.35 GF/s at N=128-256 (2-core AVX2 EPYC, shared); see benchmarks/results/matmul.json.
+// Speed: benchmarks/results/matmul.json.
 // Reference: minitx/backends/numpy_ref.py::matmul
 #include "matmul/matmul.h"
 

@@ -1,6 +1,6 @@
 // Rung 1: loop order i-k-j. Adds over v0: the inner loop now streams a row of B and a row of C with
 // unit stride (for row-major B), so the compiler vectorises it and every cache line is fully used.
-// Measured: ~5-9 GF/s at N=128-512 (≈15-25× v0; 2-core AVX2 EPYC, shared); see benchmarks/results/matmul.json.
+// Speed: benchmarks/results/matmul.json.
 // Reference: minitx/backends/numpy_ref.py::matmul
 #include "matmul/matmul.h"
 

@@ -1,6 +1,6 @@
 // Rung 2: cache blocking. Adds over v1: C is computed in MB×NB tiles, summing over KB-long slices of K,
 // so the slice of B a tile needs (KB×NB floats = 128 KiB) stays in L2 while all MB rows of A use it.
-// Measured: see benchmarks/results/matmul.json.
+// Speed: benchmarks/results/matmul.json.
 // Reference: minitx/backends/numpy_ref.py::matmul
 #include <algorithm>
 

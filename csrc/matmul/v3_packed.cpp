@@ -10,8 +10,7 @@
 // Chosen at run time from current_isa() (per-function target attributes; no -march).
 // The AVX2 kernel prefetches its C tile before the K loop (C is read/written after it, ~12% at N ≥ 1024)
 // and unrolls K by 4; blocks are balanced (K = 384 is 2×192, not 256 + 128).
-// Measured (AVX2 EPYC, 2 cores, quiet, load ~1.0-1.4): 66-82 GF/s single-threaded for N = 256…4096 and the
-// transformer shapes (~80% of one core's 100 GF/s FMA peak); see benchmarks/results/matmul.json.
+// Speed: benchmarks/results/matmul.json.
 // Reference: minitx/backends/numpy_ref.py::matmul
 #include <immintrin.h>
 

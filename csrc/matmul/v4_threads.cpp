@@ -5,14 +5,10 @@
 // stay on the calling thread. The threads are the resident pool of csrc/runtime.cpp (a worker bound
 // to the other core, spinning ~3 ms between back-to-back calls): spawning a thread per call cost its
 // ~2 MB of packing buffers (allocated, zeroed, page-faulted) every time and let the scheduler queue it
-// behind the caller on one core; the pool took N = 256-512 from ~0.5-0.7× to ~0.85-1.2× np.matmul.
+// behind the caller on one core.
 // Threads: 2 by default, MINITX_NUM_THREADS or minitx.kernels.set_num_threads(n). Benchmarks limit
 // OpenBLAS to its own threads with threadpoolctl so the two pools do not oversubscribe the cores.
-// Measured (AVX2 EPYC, 2 cores, two full runs of bench_matmul, 5 rounds each): N = 128/256/512:
-// 64-67/114-121/134-145 GF/s = 1.13-1.15/1.06-1.10/1.06-1.11× np.matmul (OpenBLAS, 2 threads; before the
-// pool's 3 ms spin: 0.77-0.97× at 128 and 512); N = 1024/2048/4096: 141-147/152-160/154 GF/s =
-// 1.00/0.95-1.05/0.94-0.99×; 512×384×1536 and 512×1536×384: 138-142 GF/s = 1.00-1.11×.
-// See benchmarks/results/matmul.json.
+// Speed: benchmarks/results/matmul.json.
 // Reference: minitx/backends/numpy_ref.py::matmul
 #include <algorithm>
 

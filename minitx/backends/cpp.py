@@ -62,8 +62,9 @@ def layer_norm_forward(x, weight, bias, eps=1e-5):
 def layer_norm_backward(dy, x, weight, mean, rstd):
     affine = weight is not None
     weight = np.ascontiguousarray(weight, np.float32) if affine else np.ones(x.shape[-1], np.float32)
+    # np.require keeps a 1-D input's 0-d mean/rstd 0-d (np.ascontiguousarray would make them (1,))
     dx, dw, db = kernels.layer_norm_backward(np.ascontiguousarray(dy), np.ascontiguousarray(x), weight,
-                                             np.ascontiguousarray(mean), np.ascontiguousarray(rstd))
+                                             np.require(mean, requirements="C"), np.require(rstd, requirements="C"))
     return (dx, dw, db) if affine else (dx, None, None)
 
 

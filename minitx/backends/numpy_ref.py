@@ -169,7 +169,8 @@ def gelu_backward(dy: np.ndarray, x: np.ndarray, approximate: str = "none") -> n
 # ---------------------------------------------------------------- attention (Vaswani et al., 2017, §3.2.1)
 def _masked_scores(q, k, mask, causal, scale):
     """S = where(keep, q kᵀ · scale + additive, finfo.min) and the rows that see a key (the mask rule:
-    minitx/masks.py). A blocked score is replaced, so a NaN behind a boolean mask stays hidden, as in torch."""
+    minitx/masks.py). A blocked score is replaced, so a NaN behind a mask stays hidden (minitx's rule; torch
+    2.13 adds -inf and lets it through)."""
     keep, additive, visible = attention_bias(mask, causal, q.shape[-2], k.shape[-2], q.dtype)
     scores = np.matmul(q, np.swapaxes(k, -1, -2)) * scale
     if additive is not None:

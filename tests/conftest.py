@@ -2,7 +2,9 @@
 
 ``backend_name``: parametrizes a test over both kernel backends ("numpy" reference and "cpp"), so the
 Tensor-level suite runs under each. Tests that take it run with that backend active.
+``path``: parametrizes a test over every path — NumPy, and C++ at every ISA the CPU has (the conformance matrix).
 """
+import contextlib
 import os
 
 import numpy as np
@@ -20,6 +22,36 @@ BACKENDS = ["numpy"] + (["cpp"] if minitx.cpp_available() else [])
 @pytest.fixture(params=BACKENDS)
 def backend_name(request):
     with minitx.backend(request.param):
+        yield request.param
+
+
+# Every path an op can take: the NumPy backend, and the C++ backend at each ISA this CPU has.
+PATHS = [("numpy", None)]
+if minitx.cpp_available():
+    from minitx import kernels
+
+    PATHS += [("cpp", isa) for isa in kernels.info()["isa_available"]]
+
+
+@contextlib.contextmanager
+def on_path(backend: str, isa):
+    """Run the block on ``backend`` (and ``isa`` for "cpp"), then restore the previous backend and ISA."""
+    with minitx.backend(backend):
+        if isa is None:
+            yield
+            return
+        previous = kernels.info()["isa"]
+        kernels.set_isa(isa)
+        try:
+            yield
+        finally:
+            kernels.set_isa(previous)
+
+
+@pytest.fixture(params=PATHS, ids=lambda path: "-".join(filter(None, path)))
+def path(request):
+    """Parametrizes a test over every path (see PATHS); the test runs with that backend and ISA active."""
+    with on_path(*request.param):
         yield request.param
 
 

@@ -5,28 +5,11 @@ import pytest
 
 import minitx as mx
 import minitx.nn.functional as F
-from minitx import kernels
+from conftest import PATHS, on_path
 from minitx.masks import canonical_mask
 from minitx.nn.attention import MultiHeadAttention
 
 pytestmark = [pytest.mark.attention]
-
-PATHS = [("numpy", None)] + ([("cpp", isa) for isa in kernels.info()["isa_available"]] if mx.cpp_available() else [])
-
-
-@pytest.fixture(params=PATHS, ids=lambda p: p[0] if p[1] is None else f"{p[0]}-{p[1]}")
-def path(request):
-    backend, isa = request.param
-    previous_isa = kernels.info()["isa"] if mx.cpp_available() else None
-    with mx.backend(backend):
-        if isa is not None:
-            kernels.set_isa(isa)
-        try:
-            yield request.param
-        finally:
-            if previous_isa is not None:
-                kernels.set_isa(previous_isa)
-
 
 def _qkv(rng, b=2, h=2, lq=3, lk=4, d=8):
     return [mx.tensor(rng.standard_normal(s).astype(np.float32), requires_grad=True)
@@ -55,12 +38,9 @@ def test_every_path_gives_the_same_masked_attention(rng):
     q, k, v = _qkv(rng, lq=4, lk=4)
     additive = (rng.standard_normal((4, 4)) * 0.5).astype(np.float32)
     results = []
-    for backend, isa in PATHS:
-        with mx.backend(backend):
-            if isa is not None:
-                kernels.set_isa(isa)
-            mha_like = F.scaled_dot_product_attention(q, k, v, attn_mask=additive, is_causal=True)
-            results.append(mha_like.numpy())
+    for path in PATHS:
+        with on_path(*path):
+            results.append(F.scaled_dot_product_attention(q, k, v, attn_mask=additive, is_causal=True).numpy())
     for r in results[1:]:
         np.testing.assert_allclose(r, results[0], rtol=1e-5, atol=1e-6)
 
@@ -75,8 +55,8 @@ def test_multi_head_attention_fully_padded_batch_row_is_zero_on_every_path(rng):
     padding = np.array([[1, 1, 0], [0, 0, 0]])  # batch row 1 is all padding
     additive = np.zeros((3, 3), np.float32)
     outs = []
-    for backend, _ in PATHS[:2]:
-        with mx.backend(backend):
+    for path in PATHS:
+        with on_path(*path):
             outs.append(mha(x, padding_mask=padding, attn_mask=additive).output.numpy())
     np.testing.assert_allclose(outs[-1], outs[0], rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(outs[0][1], np.broadcast_to(mha.out_proj.bias.numpy(), (3, 8)), atol=1e-6)

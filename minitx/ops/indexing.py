@@ -7,6 +7,7 @@ not assign: dx[i] = Σ over picks of i of dy.
 import numpy as np
 
 from minitx.ops.broadcast import broadcast_shapes, unbroadcast
+from minitx.ops.elementwise import promote
 from minitx.tensor import Function
 
 
@@ -46,6 +47,7 @@ class Where(Function):
     def forward(ctx, cond, a, b):
         broadcast_shapes("where", broadcast_shapes("where", cond.shape, a.shape), b.shape)
         cond = cond.astype(bool)
+        a, b = promote(a, b)
         ctx.save(cond, a.shape, b.shape)
         return np.where(cond, a, b)
 

@@ -65,8 +65,10 @@ class _Extremum(Function):
     @classmethod
     def forward(cls, ctx, x, dim=None, keepdim=False):
         axes = normalize_dims(dim, x.ndim, cls.__name__.lower())
-        if x.size == 0:
-            raise ValueError(f"{cls.__name__.lower()}: cannot reduce an empty tensor of shape {x.shape}")
+        empty = [a for a in axes if x.shape[a] == 0]
+        if empty:  # the max of nothing is undefined (other axes may be empty: the result is then empty)
+            raise IndexError(f"{cls.__name__.lower()}: expected reduction dim {empty[0]} to have non-zero size, "
+                             f"got shape {x.shape}")
         y = np.asarray(cls.reduce(x, axis=axes, keepdims=True))
         ctx.save(x, y, axes, keepdim)
         return y if keepdim else np.squeeze(y, axis=axes)
@@ -105,10 +107,12 @@ class Var(Function):
         axes = normalize_dims(dim, x.ndim, "var")
         n = int(np.prod([x.shape[a] for a in axes])) if axes else 1
         centered = x - x.mean(axis=axes, keepdims=True)
-        ctx.save(centered, axes, keepdim, n - correction)
-        return np.asarray((centered * centered).sum(axis=axes, keepdims=keepdim) / (n - correction))
+        ctx.save(centered, axes, keepdim, max(n - correction, 0))
+        with np.errstate(divide="ignore", invalid="ignore"):  # n <= correction: 0/0 = NaN, as in torch
+            return np.asarray((centered * centered).sum(axis=axes, keepdims=keepdim) / max(n - correction, 0))
 
     @staticmethod
     def backward(ctx, grad):
         centered, axes, keepdim, dof = ctx.saved
-        return _restore_axes(grad, axes, keepdim) * 2.0 * centered / dof
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return _restore_axes(grad, axes, keepdim) * 2.0 * centered / dof

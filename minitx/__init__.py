@@ -6,7 +6,7 @@
     x.grad  # tensor([[2., 4.]])
 """
 from minitx.backends import backend, cpp_available, get_backend, set_backend
-from minitx.ops import abs, cat, chunk, concat, exp, log, matmul, sigmoid, split, sqrt, stack, tanh, where
+from minitx.ops.functions import abs, cat, chunk, concat, exp, log, matmul, sigmoid, split, sqrt, stack, tanh, where
 from minitx.random import manual_seed
 from minitx.tensor import (
     Function,

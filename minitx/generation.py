@@ -25,7 +25,7 @@ The model contract (what ``GenerationMixin`` needs from its host class)::
 import numpy as np
 
 from minitx.random import default_generator
-from minitx.tensor import Tensor, no_grad
+from minitx.tensor import Tensor, data_of, no_grad
 
 NEG_LARGE = np.float32(-1.0e9)  # HF's "this candidate can never be chosen" score for beam bookkeeping
 
@@ -176,10 +176,6 @@ def _as_id_list(token_ids):
     return [int(t) for t in token_ids]
 
 
-def _to_numpy(x) -> np.ndarray:
-    return x.data if isinstance(x, Tensor) else np.asarray(x)
-
-
 def _softmax(x: np.ndarray) -> np.ndarray:
     z = np.exp(x - np.max(x, axis=-1, keepdims=True))
     return z / z.sum(axis=-1, keepdims=True)
@@ -248,7 +244,7 @@ class GenerationMixin:
         ``attention_mask`` (B, L) 1/0 marks real/pad tokens of a *left*-padded batch. Finished rows are filled with
         ``pad_token_id`` (default: the first ``eos_token_id``).
         """
-        ids = _to_numpy(input_ids).astype(np.int64)
+        ids = data_of(input_ids).astype(np.int64)
         if ids.ndim == 1:
             ids = ids[None, :]
         if ids.ndim != 2:
@@ -261,7 +257,7 @@ class GenerationMixin:
             pad_token_id = eos[0]
         if attention_mask is None:
             attention_mask = self._default_attention_mask(ids, pad_token_id, eos)
-        mask = _to_numpy(attention_mask).astype(np.int64)
+        mask = data_of(attention_mask).astype(np.int64)
         if mask.shape != ids.shape:
             raise ValueError(f"generate: attention_mask is {mask.shape} but input_ids is {ids.shape}")
         if num_beams > 1 and num_return_sequences > num_beams:
@@ -480,7 +476,7 @@ class _DecodingState:
                              past_key_values=self.cache, use_cache=self.use_cache)
         if self.use_cache:
             self.cache = out.past_key_values
-        return _to_numpy(out.logits)[:, -1, :].astype(np.float32)
+        return data_of(out.logits)[:, -1, :].astype(np.float32)
 
     def reorder(self, beam_idx: np.ndarray) -> None:
         """Beam search: row i of the next step continues row ``beam_idx[i]`` of this one."""

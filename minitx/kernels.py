@@ -17,7 +17,9 @@ Fused row kernels (csrc/fused/):
 Flash attention (csrc/attention/): q (B,H,Lq,D), k (B,H,Lk,D), v (B,H,Lk,Dv)
     attention_forward(q, k, v, mask=None, causal=False, scale=None) -> (out, lse)
     attention_backward(dout, q, k, v, out, lse, mask=None, causal=False, scale=None) -> (dq, dk, dv)
-    mask: bool (True = attend) or float32 additive, broadcastable to (B,H,Lq,Lk) (padding: (B,1,1,Lk)).
+    mask: bool (True = attend) or float32 additive (-inf = blocked), broadcastable to (B,H,Lq,Lk) (padding:
+    (B,1,1,Lk)); the rule is minitx/masks.py. A fully masked row gives out = 0, lse = -inf and no gradient;
+    a NaN score gives a NaN row.
     Attention-probability dropout is not fused: F.scaled_dot_product_attention takes the unfused path for it.
 Runtime:
     info() -> {"isa", "isa_available", "threads", "compiler", "matmul_versions", "matmul_default_version"}

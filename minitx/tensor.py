@@ -1,113 +1,26 @@
-"""The Tensor, the computation graph, and reverse-mode automatic differentiation.
+"""The Tensor: a NumPy array (``.data``) that remembers how it was computed.
 
-A ``Tensor`` wraps a NumPy array (``.data``). Every op is a ``Function`` with a ``forward`` that
-computes the result from plain arrays and a ``backward`` that maps the output gradient to one
-gradient per input (see ``minitx/ops/``). When any input requires a gradient, ``Function.apply``
-records a ``Node`` on the output: the function, its saved context, and its parent tensors. That chain
-of nodes *is* the graph.
+Every method that computes is an op from ``minitx/ops/`` (a ``Function`` with its forward and backward side
+by side); ``Function.apply`` records the graph, and ``loss.backward()`` hands it to
+``minitx.autograd.run_backward``, which applies the chain rule node by node. Gradients *accumulate* across
+calls (call ``zero_grad()`` or set ``.grad = None`` to reset), and the saved arrays are freed after one
+backward unless ``retain_graph=True``, exactly like PyTorch. Read ``minitx/autograd.py`` for the graph walk.
 
-``loss.backward()`` walks the graph in reverse topological order (the chain rule, applied once per
-node), accumulating ``dL/dx`` into ``x.grad`` for every leaf tensor with ``requires_grad=True``:
-
-    dL/dx = sum over consumers c of  backward_c(dL/d out_c)
-
-The walk is iterative (an explicit stack, no Python recursion) so a chain of 10 000 ops works.
-Gradients *accumulate* across calls (call ``zero_grad()`` or set ``.grad = None`` to reset), and
-the saved tensors are freed after one backward unless ``retain_graph=True``, exactly like PyTorch.
+The imports run one way: tensor.py -> ops/* -> autograd.py (no op imports this file).
 """
 from __future__ import annotations
 
-import contextlib
-import threading
-
 import numpy as np
 
-DEFAULT_DTYPE = np.float32
-
-_grad_mode = threading.local()
-
-
-def is_grad_enabled() -> bool:
-    return getattr(_grad_mode, "enabled", True)
-
-
-@contextlib.contextmanager
-def no_grad():
-    """Context manager: ops inside build no graph (for evaluation and optimizer updates)."""
-    previous = is_grad_enabled()
-    _grad_mode.enabled = False
-    try:
-        yield
-    finally:
-        _grad_mode.enabled = previous
-
-
-@contextlib.contextmanager
-def enable_grad():
-    previous = is_grad_enabled()
-    _grad_mode.enabled = True
-    try:
-        yield
-    finally:
-        _grad_mode.enabled = previous
-
-
-class Context:
-    """What a Function's forward leaves for its backward: ``ctx.save(...)`` / ``ctx.saved``."""
-
-    def __init__(self):
-        self.saved = ()
-        self.needs_input_grad = ()
-
-    def save(self, *values):
-        self.saved = values
-
-
-class Node:
-    """One recorded op application: ``fn.backward(ctx, grad)`` gives the parents' gradients."""
-
-    __slots__ = ("fn", "ctx", "parents", "freed")
-
-    def __init__(self, fn, ctx, parents):
-        self.fn = fn
-        self.ctx = ctx
-        self.parents = parents  # tuple of Tensor | None, one per positional input of forward
-        self.freed = False
-
-
-class Function:
-    """Base class of every differentiable op.
-
-    Subclasses define two static methods on plain NumPy arrays::
-
-        forward(ctx, *inputs, **options) -> ndarray
-        backward(ctx, grad_output) -> ndarray | None  or a tuple with one entry per input
-
-    and are called through ``apply``, which unwraps Tensors, runs forward, and records the graph.
-    """
-
-    @staticmethod
-    def forward(ctx, *args, **kwargs):  # pragma: no cover - abstract
-        raise NotImplementedError
-
-    @staticmethod
-    def backward(ctx, grad):  # pragma: no cover - abstract
-        raise NotImplementedError
-
-    @classmethod
-    def apply(cls, *args, **kwargs) -> "Tensor":
-        arrays = [a.data if isinstance(a, Tensor) else a for a in args]
-        ctx = Context()
-        requires_grad = is_grad_enabled() and any(
-            isinstance(a, Tensor) and a.requires_grad for a in args
-        )
-        ctx.needs_input_grad = tuple(isinstance(a, Tensor) and a.requires_grad for a in args)
-        out = cls.forward(ctx, *arrays, **kwargs)
-        result = Tensor(out, requires_grad=requires_grad, _copy=False)
-        if requires_grad:
-            parents = tuple(a if isinstance(a, Tensor) else None for a in args)
-            result._node = Node(cls, ctx, parents)
-        return result
+from minitx.autograd import Context, Function, Node, enable_grad, is_grad_enabled, no_grad, run_backward  # noqa: F401
+from minitx.ops import dims as _dims
+from minitx.ops import elementwise as _ew
+from minitx.ops import indexing as _idx
+from minitx.ops import matmul as _mm
+from minitx.ops import nn_ops as _nn
+from minitx.ops import reduce as _red
+from minitx.ops import shape as _shape
+from minitx.ops.elementwise import DEFAULT_DTYPE
 
 
 def _as_array(data, dtype=None) -> np.ndarray:
@@ -232,7 +145,7 @@ class Tensor:
             grad = _as_array(grad, self.dtype)
             if grad.shape != self.shape:
                 raise ValueError(f"backward(): grad has shape {grad.shape} but the tensor has shape {self.shape}")
-        _run_backward(self, grad, retain_graph)
+        run_backward(self, grad, retain_graph)
 
     def _accumulate_grad(self, grad: np.ndarray) -> None:
         grad = np.asarray(grad, dtype=self.dtype)
@@ -450,12 +363,10 @@ class Tensor:
     # ------------------------------------------------------------------ conversions
     def astype(self, dtype) -> "Tensor":
         """A copy in ``dtype``; differentiable between float dtypes, cut from the graph otherwise."""
-        from minitx.ops.elementwise import Cast
-
         dtype = np.dtype(dtype)
         if dtype.kind != "f":
             return Tensor(self.data.astype(dtype), _copy=False)
-        return Cast.apply(self, dtype=dtype)
+        return _ew.Cast.apply(self, dtype=dtype)
 
     def to(self, dtype) -> "Tensor":
         return self.astype(dtype)
@@ -470,70 +381,7 @@ class Tensor:
         return Tensor(self.data.astype(np.int64), _copy=False)
 
     def contiguous(self) -> "Tensor":
-        from minitx.ops.shape import Contiguous
-
-        return Contiguous.apply(self)
-
-
-def _topological_order(root: Tensor) -> list:
-    """Tensors of the graph under ``root``, every tensor after all the tensors it depends on.
-
-    Depth-first search with an explicit stack of (tensor, visited-children?) pairs: a tensor is
-    emitted on its second visit, once all its parents are emitted (post-order).
-    """
-    order, seen = [], set()
-    stack = [(root, False)]
-    while stack:
-        t, parents_done = stack.pop()
-        if parents_done:
-            order.append(t)
-            continue
-        if id(t) in seen:
-            continue
-        seen.add(id(t))
-        stack.append((t, True))
-        if t._node is not None:
-            for parent in t._node.parents:
-                if parent is not None and parent.requires_grad and id(parent) not in seen:
-                    stack.append((parent, False))
-    return order
-
-
-def _run_backward(root: Tensor, grad: np.ndarray, retain_graph: bool) -> None:
-    """Reverse-mode sweep: visit tensors from ``root`` back to the leaves, applying the chain rule."""
-    grads = {id(root): grad}
-    for t in reversed(_topological_order(root)):
-        g = grads.pop(id(t), None)
-        if g is None:
-            continue
-        if t._node is None or t._retains_grad:
-            t._accumulate_grad(g)
-        node = t._node
-        if node is None:
-            continue
-        if node.freed:
-            raise RuntimeError(
-                f"Trying to backward through the graph a second time (through {node.fn.__name__}); its saved "
-                "values were freed after the first backward. Pass retain_graph=True to the first backward()."
-            )
-        parent_grads = node.fn.backward(node.ctx, g)
-        if not isinstance(parent_grads, tuple):
-            parent_grads = (parent_grads,)
-        if len(parent_grads) < len(node.parents):
-            parent_grads = parent_grads + (None,) * (len(node.parents) - len(parent_grads))
-        for parent, pg in zip(node.parents, parent_grads):
-            if parent is None or pg is None or not parent.requires_grad:
-                continue
-            if pg.shape != parent.shape:
-                raise RuntimeError(
-                    f"{node.fn.__name__}.backward returned a gradient of shape {pg.shape} "
-                    f"for an input of shape {parent.shape}"
-                )
-            key = id(parent)
-            grads[key] = grads[key] + pg if key in grads else pg
-        if not retain_graph:
-            node.ctx.saved = ()
-            node.freed = True
+        return _shape.Contiguous.apply(self)
 
 
 def tensor(data, requires_grad=False, dtype=None) -> Tensor:
@@ -607,11 +455,4 @@ def _raw_index(index):
     return index.data if isinstance(index, Tensor) else index
 
 
-# The ops need Function (defined above); Tensor's methods need the ops. Importing them last breaks the cycle.
-from minitx.ops import dims as _dims  # noqa: E402
-from minitx.ops import elementwise as _ew  # noqa: E402
-from minitx.ops import indexing as _idx  # noqa: E402
-from minitx.ops import matmul as _mm  # noqa: E402
-from minitx.ops import nn_ops as _nn  # noqa: E402
-from minitx.ops import reduce as _red  # noqa: E402
-from minitx.ops import shape as _shape  # noqa: E402
+Function.tensor_type = Tensor  # Function.apply wraps op outputs in Tensors (see minitx/autograd.py)

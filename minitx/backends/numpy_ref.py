@@ -9,6 +9,7 @@ import math
 import numpy as np
 
 from minitx.masks import attention_bias
+from minitx.ops.broadcast import unbroadcast
 
 SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
 INV_SQRT_2 = 1.0 / math.sqrt(2.0)
@@ -221,6 +222,4 @@ def attention_backward(dout, q, k, v, out, lse, mask=None, causal=False, scale=N
 
 def _sum_to(grad, shape):
     """Sum the axes of grad that were broadcast from shape (k/v may have fewer batch dims than q)."""
-    from minitx.ops.broadcast import unbroadcast
-
     return unbroadcast(grad, shape)

@@ -24,7 +24,7 @@ from minitx.models.outputs import (
     TokenClassifierOutput,
 )
 from minitx.nn import functional as F
-from minitx.tensor import Tensor
+from minitx.tensor import Tensor, data_of
 
 
 @dataclass
@@ -67,7 +67,7 @@ def as_ids(x) -> Optional[np.ndarray]:
     """Token ids as an int64 array (from a NumPy array, a list or a Tensor)."""
     if x is None:
         return None
-    array = x.data if isinstance(x, Tensor) else np.asarray(x)
+    array = data_of(x)
     if array.dtype.kind not in "iub":
         raise TypeError(f"expected integer ids, got dtype {array.dtype}")
     return array.astype(np.int64, copy=False)
@@ -278,7 +278,7 @@ class BertForSequenceClassification(_BertHeadModel):
         logits = self.classifier(self.dropout(out.pooler_output))  # (B, num_labels)
         loss = None
         if labels is not None:
-            labels = labels.data if isinstance(labels, Tensor) else np.asarray(labels)
+            labels = data_of(labels)
             kind = self.problem_type(labels)
             if kind == "regression":
                 target = labels.astype(logits.dtype)

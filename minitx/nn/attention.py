@@ -21,7 +21,7 @@ import numpy as np
 from minitx.masks import canonical_mask
 from minitx.nn.linear import Linear
 from minitx.nn.module import Module
-from minitx.ops import cat
+from minitx.ops.functions import cat
 from minitx.ops.attention import attention
 from minitx.tensor import Tensor, data_of
 

@@ -10,16 +10,14 @@ from __future__ import annotations
 
 from collections import OrderedDict
 
-import numpy as np
-
-from minitx.tensor import Tensor
+from minitx.tensor import Tensor, data_of
 
 
 class Parameter(Tensor):
     """A Tensor that a Module registers as trainable (``requires_grad=True`` by default)."""
 
     def __init__(self, data, requires_grad: bool = True):
-        array = data.data if isinstance(data, Tensor) else np.asarray(data)
+        array = data_of(data)
         super().__init__(array, requires_grad=requires_grad, _copy=False)
 
     def __repr__(self):
@@ -161,7 +159,7 @@ class Module:
         for key, param in own.items():
             if key in state_dict:
                 value = state_dict[key]
-                value = value.data if isinstance(value, Tensor) else np.asarray(value)
+                value = data_of(value)
                 param.data[...] = value.astype(param.dtype, copy=False)
         return {"missing_keys": missing, "unexpected_keys": unexpected}
 

@@ -19,10 +19,11 @@ import math
 import numpy as np
 
 from minitx import backends
+from minitx.autograd import Function
 from minitx.masks import attention_bias, canonical_mask
-from minitx.ops import where
+from minitx.ops.functions import where
 from minitx.ops.nn_ops import dropout
-from minitx.tensor import Function, Tensor, data_of
+from minitx.tensor import Tensor, data_of
 
 
 class FusedAttention(Function):

@@ -5,9 +5,11 @@ Binary ops broadcast like NumPy; their backward reduces each gradient to its inp
 """
 import numpy as np
 
+from minitx.autograd import Function
 from minitx.backends import kernel
 from minitx.ops.broadcast import broadcast_shapes, unbroadcast
-from minitx.tensor import DEFAULT_DTYPE, Function
+
+DEFAULT_DTYPE = np.float32  # the default float dtype (torch.get_default_dtype()): Python floats, int / int
 
 
 # ---------------------------------------------------------------- type promotion (PyTorch's rule)

@@ -6,9 +6,9 @@ not assign: dx[i] = Σ over picks of i of dy.
 """
 import numpy as np
 
+from minitx.autograd import Function
 from minitx.ops.broadcast import broadcast_shapes, unbroadcast
 from minitx.ops.elementwise import promote
-from minitx.tensor import Function
 
 
 def _is_basic(index) -> bool:

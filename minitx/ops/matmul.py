@@ -7,9 +7,9 @@ a vector is promoted to a matrix for the product and the added axis removed afte
 """
 import numpy as np
 
+from minitx.autograd import Function
 from minitx.backends import kernel
 from minitx.ops.broadcast import unbroadcast
-from minitx.tensor import Function
 
 
 def _check_matmul_shapes(a_shape, b_shape):

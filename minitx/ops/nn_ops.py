@@ -5,10 +5,10 @@ elementwise ops). The hot ones call ``kernel(...)``, so the C++ backend can take
 """
 import numpy as np
 
+from minitx.autograd import Function
 from minitx.backends import kernel
 from minitx.ops.dims import normalize_dim
 from minitx.random import default_generator
-from minitx.tensor import Function
 
 
 def _to_last(x: np.ndarray, dim: int) -> np.ndarray:

@@ -5,8 +5,8 @@ axes back as size-1 axes (``_restore_axes``), then broadcast.
 """
 import numpy as np
 
+from minitx.autograd import Function
 from minitx.ops.dims import normalize_dims
-from minitx.tensor import Function
 
 
 def _floating(x, op: str) -> None:

@@ -6,9 +6,9 @@ concat -> slice the gradient into the pieces.
 """
 import numpy as np
 
+from minitx.autograd import Function
 from minitx.ops.broadcast import unbroadcast
 from minitx.ops.dims import normalize_dim
-from minitx.tensor import Function
 
 
 def resolve_shape(op: str, old_shape: tuple, new_shape: tuple) -> tuple:

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from minitx.tensor import Tensor
+from minitx.tensor import data_of
 from minitx.viz.figure import new_figure, save_figure
 
 
 def _as_array(x) -> np.ndarray:
-    return np.asarray(x.data if isinstance(x, Tensor) else x, dtype=np.float64)
+    return np.asarray(data_of(x), dtype=np.float64)
 
 
 def attention_stack(attentions, batch_index: int = 0) -> np.ndarray:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from minitx.nn.positional import sinusoidal_table
-from minitx.tensor import Tensor
+from minitx.tensor import data_of
 from minitx.viz.figure import new_figure, save_figure
 
 
@@ -20,7 +20,7 @@ def plot_positional_encoding(table=None, max_len: int = 128, d_model: int = 64, 
     as curves (``dims``, default four spread over D), and the position-similarity matrix PE PEᵀ."""
     if table is None:
         table = sinusoidal_table(max_len, d_model)
-    table = np.asarray(table.data if isinstance(table, Tensor) else table, dtype=np.float64)
+    table = np.asarray(data_of(table), dtype=np.float64)
     if table.ndim != 2:
         raise ValueError(f"plot_positional_encoding: expected a (positions, dimensions) matrix, got shape {table.shape}")
     length, depth = table.shape

@@ -5,7 +5,7 @@
 # `Function` with a `forward` (arrays in, array out) and a `backward` (the gradient of the output in, one
 # gradient per input out). When an input has `requires_grad=True`, the output records a *node* pointing at
 # its parents; the chain of nodes is the computation graph, and `loss.backward()` walks it in reverse
-# topological order, applying the chain rule once per node (see `minitx/tensor.py`).
+# topological order, applying the chain rule once per node (see `minitx/autograd.py`).
 #
 # In this tutorial we
 # 1. build a small graph (a one-layer network and its loss),

@@ -1,7 +1,7 @@
 """Draw the autograd graph of an expression: what ``loss.backward()`` walks, made visible.
 
 Each op application is a ``Node`` on its output tensor (``t._node``: ``.fn`` the Function class, ``.parents``
-the input tensors, None for non-tensor inputs); see minitx/tensor.py. ``trace`` walks those links from the
+the input tensors, None for non-tensor inputs); see minitx/autograd.py. ``trace`` walks those links from the
 output back to the leaves, then ``to_dot`` writes Graphviz DOT text and ``plot_graph`` draws the same graph
 with matplotlib in a layered layout (Sugiyama-style: a layer per longest path from the inputs, nodes ordered
 inside a layer by the mean position of their inputs), so no system Graphviz is needed.

@@ -32,7 +32,10 @@ setup(
     python_requires=">=3.9",
     install_requires=["numpy", "matplotlib", "tqdm", "safetensors", "threadpoolctl", "cffi"],
     extras_require={
+        "dist": ["mpi4py", "mpich"],  # data-parallel training: mpiexec -n N minitx pretrain ... (MPI from PyPI)
         "test": [
+            "mpi4py",
+            "mpich",
             "pytest",
             "hypothesis",
             "torch==2.13.0",  # pinned: the CPU build on disk; an unpinned torch pulls a multi-GB CUDA build

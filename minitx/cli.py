@@ -146,6 +146,10 @@ def _settings(defaults, args):
 
 
 def _print_result(result: dict) -> None:
+    from minitx import distributed
+
+    if not distributed.is_main():  # under mpiexec every rank has the same result; rank 0 reports it
+        return
     for key, value in result.items():
         print(f"{key}: {value:.4f}" if isinstance(value, float) else f"{key}: {value}")
 
@@ -183,7 +187,9 @@ def _generate_options(args) -> dict:
 # ---------------------------------------------------------------------------- parser
 def _add_training_options(p) -> None:
     p.add_argument("--max-steps", dest="max_steps", type=int, help="optimizer steps")
-    p.add_argument("--batch-size", dest="batch_size", type=int, help="examples per step")
+    p.add_argument("--batch-size", dest="batch_size", type=int,
+                   help="examples per optimizer step over all processes (under mpiexec -n N each rank takes 1/N)")
+    p.add_argument("--dropout", type=float, help="hidden and attention dropout probability (0 turns it off)")
     p.add_argument("--lr", dest="learning_rate", type=float, help="peak learning rate (AdamW)")
     p.add_argument("--seed", type=int, help="random seed")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -282,14 +288,22 @@ def main(argv=None) -> int:
     try:
         return args.func(args)
     except CommandError as error:
-        print(f"minitx: error: {error}", file=sys.stderr)
-        return 2
+        return _user_error(error)
     except USER_ERRORS as error:
         if os.environ.get("MINITX_DEBUG"):  # show the traceback when debugging minitx itself
             raise
-        message = error.args[0] if isinstance(error, KeyError) and error.args else error
-        print(f"minitx: error: {message}", file=sys.stderr)
-        return 2
+        return _user_error(error.args[0] if isinstance(error, KeyError) and error.args else error)
+
+
+def _user_error(message) -> int:
+    """Print ``minitx: error: ...`` and return exit code 2; under mpiexec, stop every rank (a rank that fails
+    alone would leave the others waiting in a collective)."""
+    from minitx import distributed
+
+    print(f"minitx: error: {message}", file=sys.stderr, flush=True)
+    if distributed.launched_by_mpi():
+        distributed.abort(2)
+    return 2
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ Each is a thin wrapper that builds the Function from ``minitx/ops``; read those 
 """
 import numpy as np
 
+from minitx import distributed
 from minitx.ops import nn_ops
 from minitx.ops.attention import scaled_dot_product_attention  # noqa: F401 - part of the F namespace
 from minitx.tensor import Tensor, data_of
@@ -84,8 +85,8 @@ def mse_loss(input: Tensor, target, reduction: str = "mean") -> Tensor:
     if input.shape != target.shape:
         raise ValueError(f"mse_loss: input shape {input.shape} and target shape {target.shape} differ")
     sq = (input - target) ** 2
-    if reduction == "mean":
-        return sq.mean()
+    if reduction == "mean":  # the count over every rank under data parallelism (minitx/distributed.py)
+        return sq.sum() / distributed.mean_denominator(sq.numel())
     if reduction == "sum":
         return sq.sum()
     if reduction == "none":

@@ -5,6 +5,7 @@ elementwise ops). The hot ones call ``kernel(...)``, so the C++ backend can take
 """
 import numpy as np
 
+from minitx import distributed
 from minitx.autograd import Function
 from minitx.backends import kernel
 from minitx.ops.dims import normalize_dim
@@ -160,7 +161,8 @@ class CrossEntropy(Function):
             raise IndexError(f"cross_entropy: targets must be in [0, {c}) or ignore_index={ignore_index}, got values "
                              f"in [{target[keep].min()}, {target[keep].max()}]")
         losses, logp = kernel("cross_entropy_forward", logits)(logits, target, ignore_index, label_smoothing)
-        count = int(keep.sum()) if reduction == "mean" else 1
+        # the number of kept targets; under data parallelism, over every rank (minitx/distributed.py)
+        count = distributed.mean_denominator(int(keep.sum())) if reduction == "mean" else 1
         ctx.save(logp, target, ignore_index, label_smoothing, reduction, count)
         if reduction == "none":
             return losses

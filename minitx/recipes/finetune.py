@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 import minitx
+from minitx import distributed
 from minitx.data.glue import InputExample, encode_examples, task_info
 from minitx.models.bert import BertConfig, BertForSequenceClassification, BertModel
 from minitx.models.hf_io import read_config
@@ -31,6 +32,7 @@ class FinetuneSettings:
     learning_rate: float = 5e-4
     warmup_ratio: float = 0.1
     max_length: int = 64
+    dropout: float = None         # hidden and attention dropout; None keeps the checkpoint's (0 turns it off)
     seed: int = 0
 
 
@@ -55,10 +57,12 @@ def shuffled_sentence_task(sentences: list, seed: int = 0) -> list:
     return examples
 
 
-def load_classifier(model_dir: str, num_labels: int) -> BertForSequenceClassification:
-    """A sequence classifier whose encoder comes from ``model_dir`` (any BERT checkpoint) and whose head is new."""
+def load_classifier(model_dir: str, num_labels: int, dropout: float = None) -> BertForSequenceClassification:
+    """A sequence classifier whose encoder comes from ``model_dir`` (any BERT checkpoint) and whose head is new;
+    ``dropout`` replaces the checkpoint's hidden and attention dropout when given."""
+    overrides = {} if dropout is None else {"hidden_dropout_prob": dropout, "attention_probs_dropout_prob": dropout}
     config = BertConfig.from_dict({**read_config(model_dir), "num_labels": num_labels,
-                                   "problem_type": "regression" if num_labels == 1 else None})
+                                   "problem_type": "regression" if num_labels == 1 else None, **overrides})
     model = BertForSequenceClassification(config)
     model.bert.load_state_dict(BertModel.from_pretrained(model_dir).state_dict())
     return model
@@ -71,11 +75,11 @@ def finetune(model_dir: str, train_examples: list, eval_examples: list, output_d
     info = task_info(task)
     minitx.manual_seed(s.seed)
     tokenizer = WordPieceTokenizer.from_pretrained(model_dir)
-    model = load_classifier(model_dir, info.num_labels)
+    model = load_classifier(model_dir, info.num_labels, s.dropout)
     train_set = encode_examples(train_examples, tokenizer, s.max_length, task)
     eval_set = encode_examples(eval_examples, tokenizer, s.max_length, task)
     args = TrainingArguments(output_dir=output_dir, num_train_epochs=s.num_train_epochs, max_steps=s.max_steps,
-                             per_device_train_batch_size=s.batch_size, per_device_eval_batch_size=64,
+                             per_device_train_batch_size=distributed.per_rank_batch_size(s.batch_size), per_device_eval_batch_size=64,
                              learning_rate=s.learning_rate, weight_decay=0.01, warmup_ratio=s.warmup_ratio,
                              logging_steps=10, seed=s.seed, disable_tqdm=disable_tqdm, plot=False)
 
@@ -89,8 +93,7 @@ def finetune(model_dir: str, train_examples: list, eval_examples: list, output_d
     trainer.train()
     metrics = trainer.evaluate()
     trainer.plot_curves()  # after the last evaluation, so its point is on the plot
-    model.save_pretrained(os.path.join(output_dir, "model"))
-    tokenizer.save_pretrained(os.path.join(output_dir, "model"))
+    trainer.save_model(os.path.join(output_dir, "model"), tokenizer)
     majority = majority_baseline([ex.label for ex in eval_examples]) if info.num_labels > 1 else None
     return {**metrics, "majority_baseline": majority, "train_examples": len(train_set),
             "eval_examples": len(eval_set), "model_dir": os.path.join(output_dir, "model")}

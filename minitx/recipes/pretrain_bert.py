@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 import minitx
+from minitx import distributed
 from minitx.reference import log_softmax_forward
 from minitx.data.pretraining import IGNORE_INDEX, DynamicMaskingDataset, PretrainingConfig, StaticMaskingDataset
 from minitx.models.bert import BertConfig, BertForPreTraining
@@ -41,6 +42,7 @@ class BertPretrainingSettings:
     warmup_ratio: float = 0.06
     dupe_factor: int = 2
     eval_fraction: float = 0.1
+    dropout: float = 0.1          # hidden and attention dropout (0 turns both off)
     seed: int = 0
 
 
@@ -105,9 +107,10 @@ def pretrain_bert(documents: list, output_dir: str, settings: BertPretrainingSet
     config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=s.hidden_size,
                         num_hidden_layers=s.num_hidden_layers, num_attention_heads=s.num_attention_heads,
                         intermediate_size=s.intermediate_size, max_position_embeddings=s.max_seq_length,
-                        pad_token_id=tokenizer.pad_token_id)
+                        pad_token_id=tokenizer.pad_token_id, hidden_dropout_prob=s.dropout,
+                        attention_probs_dropout_prob=s.dropout)
     model = BertForPreTraining(config)
-    args = TrainingArguments(output_dir=output_dir, max_steps=s.max_steps, per_device_train_batch_size=s.batch_size,
+    args = TrainingArguments(output_dir=output_dir, max_steps=s.max_steps, per_device_train_batch_size=distributed.per_rank_batch_size(s.batch_size),
                              per_device_eval_batch_size=64, learning_rate=s.learning_rate, weight_decay=0.01,
                              warmup_ratio=s.warmup_ratio, logging_steps=max(1, s.max_steps // 20), seed=s.seed,
                              disable_tqdm=disable_tqdm, plot=False)
@@ -119,8 +122,7 @@ def pretrain_bert(documents: list, output_dir: str, settings: BertPretrainingSet
     after = trainer.evaluate()
     trainer.plot_curves()  # train loss, and eval losses before and after training
     model_dir = os.path.join(output_dir, "model")
-    model.save_pretrained(model_dir)
-    tokenizer.save_pretrained(model_dir)
+    trainer.save_model(model_dir, tokenizer)
     losses = [e["loss"] for e in trainer.log_history if "loss" in e]
     return {
         "model_dir": model_dir, "train_instances": len(train_set), "eval_instances": len(eval_set),

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 import minitx
+from minitx import distributed
 from minitx.models.gpt2 import GPT2Config, GPT2LMHeadModel
 from minitx.tokenizers.bpe import train_bpe
 from minitx.train.arguments import TrainingArguments
@@ -30,6 +31,7 @@ class GPT2PretrainingSettings:
     batch_size: int = 16
     learning_rate: float = 2e-3
     warmup_ratio: float = 0.05
+    dropout: float = 0.1          # residual, embedding and attention dropout (0 turns them off)
     seed: int = 0
 
 
@@ -57,9 +59,10 @@ def pretrain_gpt2(documents: list, output_dir: str, settings: GPT2PretrainingSet
     train_set, eval_set = blocks[n_eval:], blocks[:n_eval]
     eot = tokenizer.vocab[END_OF_TEXT]
     config = GPT2Config(vocab_size=tokenizer.vocab_size, n_positions=s.block_size, n_embd=s.n_embd,
-                        n_layer=s.n_layer, n_head=s.n_head, bos_token_id=eot, eos_token_id=eot, pad_token_id=eot)
+                        n_layer=s.n_layer, n_head=s.n_head, bos_token_id=eot, eos_token_id=eot, pad_token_id=eot,
+                        resid_pdrop=s.dropout, embd_pdrop=s.dropout, attn_pdrop=s.dropout)
     model = GPT2LMHeadModel(config)
-    args = TrainingArguments(output_dir=output_dir, max_steps=s.max_steps, per_device_train_batch_size=s.batch_size,
+    args = TrainingArguments(output_dir=output_dir, max_steps=s.max_steps, per_device_train_batch_size=distributed.per_rank_batch_size(s.batch_size),
                              per_device_eval_batch_size=32, learning_rate=s.learning_rate, weight_decay=0.01,
                              warmup_ratio=s.warmup_ratio, logging_steps=max(1, s.max_steps // 20), seed=s.seed,
                              disable_tqdm=disable_tqdm, plot=False)
@@ -69,8 +72,7 @@ def pretrain_gpt2(documents: list, output_dir: str, settings: GPT2PretrainingSet
     after = trainer.evaluate()["eval_loss"]
     trainer.plot_curves()
     model_dir = os.path.join(output_dir, "model")
-    model.save_pretrained(model_dir)
-    tokenizer.save_pretrained(model_dir)
+    trainer.save_model(model_dir, tokenizer)
     return {"model_dir": model_dir, "train_blocks": len(train_set), "eval_loss_before": before,
             "eval_loss_after": after, "eval_perplexity": float(np.exp(after)),
             "uniform_perplexity": tokenizer.vocab_size}

@@ -15,6 +15,12 @@ learning-rate curves as PNG, and atomic checkpoints (``checkpoint.py``).
 Determinism: the batch order of epoch e is a permutation drawn from ``default_rng([seed, e])``, and
 the global generator (dropout) is saved in each checkpoint, so ``train(resume_from_checkpoint=...)``
 continues bit-identically to a run that was never interrupted.
+
+Data parallel (``mpiexec -n P``, see ``minitx/distributed.py``): the global batch is
+``per_device_train_batch_size · P``; every rank draws the same order, takes its slice of each global batch
+(``rank_slice``), computes its share of the global-mean loss (``global_mean``), and one all-reduce sums the
+gradients before clipping, so every rank takes the step one process would. Rank 0 alone writes logs,
+checkpoints, curves and the progress bar; evaluation runs whole on every rank (the same numbers everywhere).
 """
 import json
 import math
@@ -24,6 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 
 import minitx
+from minitx import distributed
 from minitx.data.collate import collate
 from minitx.optim import AdamW, clip_grad_norm_, get_scheduler, param_groups_no_decay
 from minitx.train.arguments import TrainingArguments
@@ -80,8 +87,13 @@ class Trainer:
         self.scheduler = None
 
     # ------------------------------------------------------------------ set-up
+    @property
+    def global_batch_size(self) -> int:
+        """Examples per micro-batch over all processes: per_device_train_batch_size · world size."""
+        return self.args.per_device_train_batch_size * distributed.world_size()
+
     def steps_per_epoch(self) -> int:
-        batches = math.ceil(len(self.train_dataset) / self.args.per_device_train_batch_size)
+        batches = math.ceil(len(self.train_dataset) / self.global_batch_size)
         return max(batches // self.args.gradient_accumulation_steps, 1)
 
     def total_steps(self) -> int:
@@ -120,10 +132,12 @@ class Trainer:
         self.global_step = 0
         if resume_from_checkpoint:
             self._resume(resume_from_checkpoint)
+        distributed.broadcast_parameters(self.model)  # every rank starts from rank 0's weights
         self.model.train()
-        micro_batch = a.per_device_train_batch_size
+        micro_batch = self.global_batch_size
         batches_per_epoch = self.steps_per_epoch() * a.gradient_accumulation_steps
-        bar = tqdm(total=total, initial=self.global_step, desc="train", disable=a.disable_tqdm, dynamic_ncols=True)
+        bar = tqdm(total=total, initial=self.global_step, desc="train", dynamic_ncols=True,
+                   disable=a.disable_tqdm or not distributed.is_main())
         running_loss, running_count = 0.0, 0
         while self.global_step < total:
             epoch, step_in_epoch = divmod(self.global_step, self.steps_per_epoch())
@@ -148,26 +162,31 @@ class Trainer:
                 if self.global_step >= total:
                     break
         bar.close()
-        if a.plot:
+        if a.plot and distributed.is_main():
             self.plot_curves()
         return {"global_step": self.global_step, "train_loss": self._mean_logged("loss")}
 
     def _optimizer_step(self, order: np.ndarray, start: int, micro_batch: int) -> float:
-        """Accumulate gradients over the micro-batches starting at batch ``start``, then update once."""
+        """Accumulate gradients over the micro-batches starting at batch ``start``, then update once.
+
+        Under MPI each rank runs its slice of every global micro-batch; its loss is its share of the global
+        mean, so the logged loss is the sum of the shares and the summed gradients are those of one process."""
         a = self.args
         step_loss = 0.0
         for b in range(start, start + a.gradient_accumulation_steps):
             indices = order[b * micro_batch:(b + 1) * micro_batch]
-            if len(indices) == 0:
+            if len(indices) < distributed.world_size():  # (a last batch too short to give every rank an example)
                 continue
-            output = self.model(**self._batch(self.train_dataset, indices))
+            with distributed.global_mean():
+                output = self.model(**self._batch(self.train_dataset, distributed.rank_slice(indices)))
             loss = output.loss / a.gradient_accumulation_steps
-            value = loss.item()
+            value = distributed.all_reduce_sum(loss.item())
             if not math.isfinite(value):
                 raise TrainingDiverged(f"loss is {value} at step {self.global_step + 1}; "
                                        "lower the learning rate or check the inputs")
             loss.backward()
             step_loss += value
+        distributed.all_reduce_gradients(self.model.parameters())
         if a.max_grad_norm and a.max_grad_norm > 0:
             clip_grad_norm_(self.model.parameters(), a.max_grad_norm)
         self.optimizer.step()
@@ -210,6 +229,8 @@ class Trainer:
     def _log(self, entry: dict) -> None:
         entry = {"step": self.global_step, **{k: float(v) for k, v in entry.items()}}
         self.log_history.append(entry)
+        if not distributed.is_main():
+            return
         os.makedirs(self.args.output_dir, exist_ok=True)
         with open(os.path.join(self.args.output_dir, "log.jsonl"), "a") as f:
             f.write(json.dumps(entry) + "\n")
@@ -219,18 +240,32 @@ class Trainer:
         return float(np.mean(values)) if values else float("nan")
 
     def plot_curves(self) -> str:
-        """Save loss and learning-rate curves (and eval loss) to ``output_dir/curves.png``."""
+        """Save loss and learning-rate curves (and eval loss) to ``output_dir/curves.png`` (rank 0 only)."""
         from minitx.viz.curves import plot_training_curves
 
         path = os.path.join(self.args.output_dir, "curves.png")
-        plot_training_curves(self.log_history, path=path)
+        if distributed.is_main():
+            plot_training_curves(self.log_history, path=path)
         return path
 
+    def save_model(self, directory: str, tokenizer=None) -> str:
+        """Save the model (HF layout) and the tokenizer to ``directory``; rank 0 only, the others wait for it."""
+        if distributed.is_main():
+            self.model.save_pretrained(directory)
+            if tokenizer is not None:
+                tokenizer.save_pretrained(directory)
+        distributed.barrier()
+        return directory
+
     def save_checkpoint(self) -> str:
+        """Write ``output_dir/checkpoint-<step>`` (rank 0 only: every rank holds the same weights)."""
         directory = os.path.join(self.args.output_dir, f"checkpoint-{self.global_step}")
-        state = {"global_step": self.global_step, "log_history": self.log_history, "args": self.args.to_dict()}
-        return save_checkpoint(directory, self.model, self.optimizer, self.scheduler, state,
-                               rng_state=minitx.random.get_rng_state())
+        if distributed.is_main():
+            state = {"global_step": self.global_step, "log_history": self.log_history, "args": self.args.to_dict()}
+            save_checkpoint(directory, self.model, self.optimizer, self.scheduler, state,
+                            rng_state=minitx.random.get_rng_state())
+        distributed.barrier()  # no rank moves on (or resumes) before the checkpoint exists
+        return directory
 
     def _resume(self, checkpoint) -> None:
         if checkpoint is True:

@@ -29,6 +29,7 @@ EXPECTED_FIGURES = {
     "10_gpt2_generation.py": ["10_next_token.png", "10_sequence_logprob.png"],
     "11_kernels.py": ["11_matmul_ladder.png", "11_roofline.png"] + (["11_benchmarks.png"] if BENCHMARK_CHARTS else []),
     "12_losses.py": ["12_ce_vs_mse.png"],
+    "13_data_parallelism.py": ["13_ring_cost.png"],
 }
 
 
@@ -46,6 +47,7 @@ HOMEWORK = {
     "10_gpt2_generation.py": ["hw1_autograd", "hw2_softmax_layernorm", "hw3_attention", "hw6_beam_search"],
     "11_kernels.py": ["hw1_autograd", "hw2_softmax_layernorm", "hw4_matmul_blocking"],
     "12_losses.py": ["hw1_autograd", "hw2_softmax_layernorm"],
+    "13_data_parallelism.py": ["hw1_autograd", "hw2_softmax_layernorm", "hw3_attention"],
 }
 
 

@@ -9,6 +9,7 @@ import minitx
 from minitx.models.bert import BertConfig, BertForSequenceClassification
 from minitx.nn import Linear, Module
 from minitx.train.arguments import TrainingArguments
+from minitx.train.checkpoint import latest_checkpoint
 from minitx.train.metrics import accuracy
 from minitx.train.trainer import Trainer, TrainingDiverged
 
@@ -129,6 +130,31 @@ def test_checkpoint_contents_and_atomicity(tmp_path):
     assert not any(name.endswith(".tmp") for name in os.listdir(tmp_path))
     state = json.load(open(checkpoint / "trainer_state.json"))
     assert state["global_step"] == 2 and state["scheduler"]["last_epoch"] == 2
+
+
+@pytest.mark.hw1_autograd
+@pytest.mark.hw3_attention
+def test_a_save_killed_midway_leaves_the_previous_checkpoint_readable(tmp_path, monkeypatch):
+    """A crash while writing checkpoint-4 (simulated: the weights file write raises) leaves only its .tmp folder;
+    checkpoint-2 stays whole, latest_checkpoint ignores the partial one, and resuming from it works."""
+    trainer = Trainer(tiny_bert(), args(tmp_path, max_steps=4, save_steps=2), train_dataset=parity_dataset(16))
+    real_save = type(trainer.model).save_pretrained
+
+    def dies_on_the_second_save(model, directory, *a, **k):
+        if directory.endswith("checkpoint-4.tmp"):
+            raise KeyboardInterrupt("killed while saving")
+        return real_save(model, directory, *a, **k)
+
+    monkeypatch.setattr(type(trainer.model), "save_pretrained", dies_on_the_second_save)
+    with pytest.raises(KeyboardInterrupt):
+        trainer.train()
+    monkeypatch.undo()
+    assert sorted(os.listdir(tmp_path / "checkpoint-2")) == ["config.json", "model.safetensors",
+                                                            "optimizer.safetensors", "trainer_state.json"]
+    assert latest_checkpoint(str(tmp_path)) == str(tmp_path / "checkpoint-2")
+    resumed = Trainer(tiny_bert(), args(tmp_path, max_steps=4, save_steps=2), train_dataset=parity_dataset(16))
+    resumed.train(resume_from_checkpoint=True)
+    assert resumed.global_step == 4
 
 
 def test_invalid_arguments_are_rejected(tmp_path):

@@ -5,7 +5,7 @@
     minitx finetune --task sst2 --data DIR --model DIR
     minitx generate --model DIR --prompt TEXT [decoding options]
     minitx chat --model DIR                            an interactive loop over a causal LM
-    minitx bench                                       the kernel benchmarks
+    minitx bench                                       the benchmarks (kernels, generation, training)
     minitx assignment make|grade|list                  course tooling
 
 Bad input (a missing file, a wrong format, a vocabulary that does not fit the model) prints one line
@@ -14,6 +14,7 @@ Bad input (a missing file, a wrong format, a vocabulary that does not fit the mo
 import argparse
 import json
 import os
+import shutil
 import sys
 from dataclasses import fields, replace
 
@@ -39,6 +40,10 @@ def pretrain_command(args) -> int:
     documents = builtin_corpus() if args.corpus == "builtin" else read_corpus(_existing_file(args.corpus))
     if not documents:
         raise CommandError(f"corpus {args.corpus!r} has no documents (one sentence per line, blank line between documents)")
+    if args.vocab_size is not None and args.vocab_size < MIN_VOCAB[args.model_type]:
+        raise CommandError(f"--vocab-size must be an integer >= {MIN_VOCAB[args.model_type]} for "
+                           f"--model-type {args.model_type}, got {args.vocab_size}")
+    _prepare_output(args)
     if args.model_type == "bert":
         from minitx.recipes.pretrain_bert import BertPretrainingSettings, pretrain_bert
 
@@ -49,12 +54,13 @@ def pretrain_command(args) -> int:
             tokenizer = WordPieceTokenizer.from_pretrained(_existing_dir(args.vocab))
         else:
             tokenizer = None
-        result = pretrain_bert(documents, args.out, settings, tokenizer=tokenizer, disable_tqdm=args.no_progress)
+        result = pretrain_bert(documents, args.out, settings, tokenizer=tokenizer, disable_tqdm=args.no_progress,
+                               resume_from_checkpoint=args.resume)
     else:
         from minitx.recipes.pretrain_gpt2 import GPT2PretrainingSettings, pretrain_gpt2
 
         result = pretrain_gpt2(documents, args.out, _settings(GPT2PretrainingSettings(), args),
-                               disable_tqdm=args.no_progress)
+                               disable_tqdm=args.no_progress, resume_from_checkpoint=args.resume)
     _print_result(result)
     return 0
 
@@ -71,8 +77,9 @@ def finetune_command(args) -> int:
     train = load_glue_examples(args.task, data_dir, "train")
     dev = load_glue_examples(args.task, data_dir, "dev")
     settings = _settings(FinetuneSettings(), args)
+    _prepare_output(args)
     _print_result(finetune(model_dir, train, dev, args.out, task=args.task, settings=settings,
-                           disable_tqdm=args.no_progress))
+                           disable_tqdm=args.no_progress, resume_from_checkpoint=args.resume))
     return 0
 
 
@@ -128,15 +135,43 @@ def _repo_root() -> str:
 
 
 def _existing_file(path: str) -> str:
+    if os.path.isdir(path):
+        raise CommandError(f"{path!r} is a directory, expected a file")
     if not os.path.isfile(path):
         raise CommandError(f"file not found: {path}")
     return path
 
 
 def _existing_dir(path: str) -> str:
+    if os.path.isfile(path):
+        raise CommandError(f"{path!r} is a file, expected a directory")
     if not os.path.isdir(path):
         raise CommandError(f"directory not found: {path}")
     return path
+
+
+# The smallest vocabulary worth asking for: GPT-2's byte-level BPE starts from 256 byte tokens + <|endoftext|>;
+# WordPiece starts from the corpus's characters and 5 specials.
+MIN_VOCAB = {"bert": 100, "gpt2": 257}
+RUN_FILES = ("log.jsonl", "curves.png", "model")  # what a training run writes into --out (plus checkpoint-*)
+
+
+def _prepare_output(args) -> None:
+    """A fresh run never mixes with an old one in --out: with --resume it continues the latest checkpoint there;
+    otherwise an --out that already holds a run is refused, or emptied of it with --overwrite."""
+    out = args.out
+    if os.path.isfile(out):
+        raise CommandError(f"--out {out!r} is a file, expected a directory")
+    if args.resume:
+        return
+    previous = [name for name in sorted(os.listdir(out)) if name in RUN_FILES or name.startswith("checkpoint-")] \
+        if os.path.isdir(out) else []
+    if previous and not args.overwrite:
+        raise CommandError(f"--out {out!r} already holds a run ({', '.join(previous)}); pass --resume to continue "
+                           "it or --overwrite to start again")
+    for name in previous:
+        path = os.path.join(out, name)
+        shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
 
 
 def _settings(defaults, args):
@@ -185,36 +220,75 @@ def _generate_options(args) -> dict:
 
 
 # ---------------------------------------------------------------------------- parser
+def _number(kind, low=None, high=None, low_open=False, high_open=False):
+    """An argparse type: a ``kind`` (int or float) in the range; otherwise argparse's one-line error names the
+    option and the accepted range (exit code 2)."""
+    noun = "an integer" if kind is int else "a number"
+    if low is not None and high is not None:
+        wanted = f"{noun} in {'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
+    elif low is not None:
+        wanted = f"{noun} {'>' if low_open else '>='} {low}"
+    else:
+        wanted = noun
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {wanted}, got {text!r}") from None
+        too_low = low is not None and (value <= low if low_open else value < low)
+        too_high = high is not None and (value >= high if high_open else value > high)
+        if too_low or too_high or value != value:  # (value != value: NaN)
+            raise argparse.ArgumentTypeError(f"must be {wanted}, got {text}")
+        return value
+
+    return parse
+
+
 def _add_training_options(p) -> None:
-    p.add_argument("--max-steps", dest="max_steps", type=int, help="optimizer steps")
-    p.add_argument("--batch-size", dest="batch_size", type=int,
+    p.add_argument("--max-steps", dest="max_steps", type=_number(int, 1), help="optimizer steps")
+    p.add_argument("--batch-size", dest="batch_size", type=_number(int, 1),
                    help="examples per optimizer step over all processes (under mpiexec -n N each rank takes 1/N)")
-    p.add_argument("--dropout", type=float, help="hidden and attention dropout probability (0 turns it off)")
-    p.add_argument("--lr", dest="learning_rate", type=float, help="peak learning rate (AdamW)")
-    p.add_argument("--seed", type=int, help="random seed")
+    p.add_argument("--dropout", type=_number(float, 0, 1, high_open=True),
+                   help="hidden and attention dropout probability (0 turns it off)")
+    p.add_argument("--lr", dest="learning_rate", type=_number(float, 0, low_open=True),
+                   help="peak learning rate (AdamW)")
+    p.add_argument("--seed", type=_number(int, 0), help="random seed")
+    p.add_argument("--save-steps", dest="save_steps", type=_number(int, 1),
+                   help="write a checkpoint every N steps into --out (Ctrl-C also writes one)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue from the latest checkpoint in --out (bit-identical to an uninterrupted run)")
+    p.add_argument("--overwrite", action="store_true", help="replace a previous run in --out")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
 def _add_generate_options(p) -> None:
     p.add_argument("--model", required=True, help="GPT-2 checkpoint dir with config.json, model.safetensors, "
                                                   "vocab.json, merges.txt")
-    p.add_argument("--max-new-tokens", type=int, default=40, help="tokens to generate (default 40)")
+    p.add_argument("--max-new-tokens", type=_number(int, 1), default=40, help="tokens to generate (default 40)")
     p.add_argument("--do-sample", action="store_true", help="sample instead of greedy/beam search")
-    p.add_argument("--temperature", type=float, default=1.0, help="softmax temperature when sampling (default 1)")
-    p.add_argument("--top-k", type=int, default=50, help="sample among the k most likely tokens (default 50)")
-    p.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling mass (default 1.0 = off)")
-    p.add_argument("--repetition-penalty", type=float, default=1.0, help="CTRL repetition penalty (default 1.0)")
-    p.add_argument("--no-repeat-ngram-size", type=int, default=0, help="forbid repeating n-grams of this size")
-    p.add_argument("--num-beams", type=int, default=1, help="beam search width (default 1 = off)")
-    p.add_argument("--length-penalty", type=float, default=1.0, help="beam score / length**penalty (default 1)")
+    p.add_argument("--temperature", type=_number(float, 0, low_open=True), default=1.0, help="softmax temperature when sampling (default 1)")
+    p.add_argument("--top-k", type=_number(int, 0), default=50, help="sample among the k most likely tokens (default 50)")
+    p.add_argument("--top-p", type=_number(float, 0, 1, low_open=True), default=1.0, help="nucleus sampling mass (default 1.0 = off)")
+    p.add_argument("--repetition-penalty", type=_number(float, 0, low_open=True), default=1.0, help="CTRL repetition penalty (default 1.0)")
+    p.add_argument("--no-repeat-ngram-size", type=_number(int, 0), default=0, help="forbid repeating n-grams of this size")
+    p.add_argument("--num-beams", type=_number(int, 1), default=1, help="beam search width (default 1 = off)")
+    p.add_argument("--length-penalty", type=_number(float), default=1.0, help="beam score / length**penalty (default 1)")
     p.add_argument("--early-stopping", choices=["true", "false", "never"], default="false",
                    help="beam search stopping rule (HF semantics)")
-    p.add_argument("--num-return-sequences", type=int, default=1, help="outputs per prompt")
-    p.add_argument("--seed", type=int, help="seed for sampling")
+    p.add_argument("--num-return-sequences", type=_number(int, 1), default=1, help="outputs per prompt")
+    p.add_argument("--seed", type=_number(int, 0), help="seed for sampling")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse whose errors are one line (``minitx pretrain: error: argument --max-steps: must be ...``), exit 2."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="minitx", description="minitx: an educational transformer framework "
+    parser = _Parser(prog="minitx", description="minitx: an educational transformer framework "
                                      "(NumPy autograd + C++ kernels).")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
@@ -223,7 +297,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "fine-tuning on real-vs-shuffled sentences, [MASK] filling, GPT-2 generation.")
     p.add_argument("--out", default="minitx-demo", help="output directory (default ./minitx-demo)")
     p.add_argument("--quick", action="store_true", help="tiny settings: a smoke test in seconds")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--seed", type=_number(int, 0), default=0, help="random seed (default 0)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     p.set_defaults(func=demo_command)
 
@@ -234,7 +308,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model-type", choices=["bert", "gpt2"], default="bert", help="which model (default bert)")
     p.add_argument("--out", default="minitx-pretrain", help="output directory (default ./minitx-pretrain)")
     p.add_argument("--vocab", help="BERT only: a directory with vocab.txt to use instead of training one")
-    p.add_argument("--vocab-size", dest="vocab_size", type=int, help="size of the trained vocabulary")
+    p.add_argument("--vocab-size", dest="vocab_size", type=_number(int, 1),
+                   help=f"size of the trained vocabulary (at least {MIN_VOCAB['bert']} for BERT, "
+                        f"{MIN_VOCAB['gpt2']} for GPT-2: its 256 byte tokens + <|endoftext|>)")
     _add_training_options(p)
     p.set_defaults(func=pretrain_command)
 
@@ -246,8 +322,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", required=True, help="directory with train.tsv and dev.tsv")
     p.add_argument("--model", required=True, help="BERT checkpoint directory (config.json, model.safetensors, vocab.txt)")
     p.add_argument("--out", default="minitx-finetune", help="output directory (default ./minitx-finetune)")
-    p.add_argument("--epochs", dest="num_train_epochs", type=float, help="training epochs (default 3)")
-    p.add_argument("--max-length", dest="max_length", type=int, help="tokens per example (default 64)")
+    p.add_argument("--epochs", dest="num_train_epochs", type=_number(float, 0, low_open=True),
+                   help="training epochs (default 3)")
+    p.add_argument("--max-length", dest="max_length", type=_number(int, 4), help="tokens per example (default 64)")
     _add_training_options(p)
     p.set_defaults(func=finetune_command)
 
@@ -262,7 +339,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_generate_options(p)
     p.set_defaults(func=chat_command)
 
-    p = sub.add_parser("bench", help="run the kernel benchmarks (benchmarks/run_all.py)", add_help=False,
+    p = sub.add_parser("bench", help="run the benchmarks: kernels, generate and a training step vs HF "
+                                     "(benchmarks/run_all.py)", add_help=False,
                        description="Runs benchmarks/run_all.py; options after `bench` go to it (try `minitx bench --help`).")
     p.set_defaults(func=bench_command)
 
@@ -287,6 +365,11 @@ def main(argv=None) -> int:
         return 0
     try:
         return args.func(args)
+    except KeyboardInterrupt as interrupt:  # Ctrl-C: one line, exit 130 (128 + SIGINT), as shells expect
+        saved = getattr(interrupt, "checkpoint", None)
+        where = f"; checkpoint saved to {saved} (continue with --resume)" if saved else ""
+        print(f"minitx: interrupted{where}", file=sys.stderr)
+        return 130
     except CommandError as error:
         return _user_error(error)
     except USER_ERRORS as error:

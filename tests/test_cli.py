@@ -192,3 +192,94 @@ def test_console_script_exit_code_without_traceback(tmp_path):
                             capture_output=True, text=True)
     assert result.returncode == 2
     assert "Traceback" not in result.stderr and "file not found" in result.stderr
+
+
+# ---------------------------------------------------------------- careless use
+@pytest.mark.parametrize("argv, message", [
+    (["pretrain", "--corpus", "builtin", "--max-steps", "0"], "argument --max-steps: must be an integer >= 1, got 0"),
+    (["pretrain", "--corpus", "builtin", "--max-steps", "-3"], "argument --max-steps: must be an integer >= 1"),
+    (["pretrain", "--corpus", "builtin", "--batch-size", "two"], "argument --batch-size: expected an integer >= 1"),
+    (["pretrain", "--corpus", "builtin", "--lr", "0"], "argument --lr: must be a number > 0"),
+    (["pretrain", "--corpus", "builtin", "--dropout", "1.5"], "argument --dropout: must be a number in [0, 1)"),
+    (["pretrain", "--corpus", "builtin", "--save-steps", "0"], "argument --save-steps: must be an integer >= 1"),
+    (["pretrain", "--corpus", "builtin", "--vocab-size", "-5"], "argument --vocab-size: must be an integer >= 1"),
+    (["finetune", "--task", "sst2", "--data", ".", "--model", ".", "--epochs", "0"], "argument --epochs: must be"),
+    (["generate", "--model", ".", "--prompt", "x", "--num-beams", "0"], "argument --num-beams: must be an integer >= 1"),
+    (["generate", "--model", ".", "--prompt", "x", "--max-new-tokens", "0"], "argument --max-new-tokens: must be"),
+    (["generate", "--model", ".", "--prompt", "x", "--top-p", "0"], "argument --top-p: must be a number in (0, 1]"),
+    (["generate", "--model", ".", "--prompt", "x", "--temperature", "nan"], "argument --temperature: must be"),
+])
+def test_numeric_options_are_validated_in_one_line(argv, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        run(*argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and "\n" not in err, err
+
+
+def test_vocab_size_below_the_model_minimum_is_refused(capsys):
+    assert run("pretrain", "--corpus", "builtin", "--model-type", "gpt2", "--vocab-size", "200") == 2
+    assert "--vocab-size must be an integer >= 257 for --model-type gpt2, got 200" in capsys.readouterr().err
+
+
+def test_directory_file_and_undecodable_corpus_say_what_is_wrong(tmp_path, capsys):
+    assert run("pretrain", "--corpus", tmp_path) == 2
+    assert "is a directory, expected a file" in capsys.readouterr().err
+    binary = tmp_path / "corpus.bin"
+    binary.write_bytes(b"first line\n\xff\xfe second\n")
+    assert run("pretrain", "--corpus", binary) == 2
+    err = capsys.readouterr().err
+    assert f"corpus file '{binary}' is not UTF-8 text: byte 0xff at offset 11" in err
+    assert run("generate", "--model", binary, "--prompt", "x") == 2
+    assert "is a file, expected a directory" in capsys.readouterr().err
+
+
+def _weights(directory):
+    from safetensors.numpy import load_file
+
+    return load_file(str(directory / "model" / "model.safetensors"))
+
+
+@pytest.mark.slow
+@pytest.mark.hw1_autograd
+@pytest.mark.hw3_attention
+def test_existing_out_is_refused_and_resume_is_bit_identical(tmp_path, capsys):
+    corpus = write_corpus(tmp_path / "corpus.txt", documents=30)
+    base = ["pretrain", "--corpus", corpus, "--model-type", "gpt2", "--max-steps", 4, "--save-steps", 2,
+            "--batch-size", 2, "--vocab-size", 300, "--seed", 0, "--no-progress"]
+    assert run(*base, "--out", tmp_path / "full") == 0
+    assert run(*base, "--out", tmp_path / "full") == 2  # a second fresh run into the same --out
+    assert "already holds a run" in capsys.readouterr().err
+    cut = tmp_path / "cut"  # the same run, stopped after the checkpoint of step 2
+    shutil.copytree(tmp_path / "full", cut)
+    for name in ("checkpoint-4", "model"):
+        shutil.rmtree(cut / name)
+    assert run(*base, "--out", cut, "--resume") == 0
+    full, resumed = _weights(tmp_path / "full"), _weights(cut)
+    assert all((full[k] == resumed[k]).all() for k in full)
+    assert (cut / "log.jsonl").read_text() == (tmp_path / "full" / "log.jsonl").read_text()
+    assert run(*base, "--out", cut, "--overwrite") == 0  # starts again: a new log, no appending
+    assert (cut / "log.jsonl").read_text() == (tmp_path / "full" / "log.jsonl").read_text()
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_cleanly_with_a_checkpoint(tmp_path):
+    import signal
+    import time
+
+    corpus = write_corpus(tmp_path / "corpus.txt", documents=30)
+    out = tmp_path / "run"
+    process = subprocess.Popen([sys.executable, "-m", "minitx.cli", "pretrain", "--corpus", str(corpus),
+                                "--model-type", "gpt2", "--max-steps", "100000", "--batch-size", "2",
+                                "--vocab-size", "300", "--out", str(out), "--no-progress"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not (out / "log.jsonl").exists() and time.time() < deadline:  # training has started
+        time.sleep(0.2)
+    time.sleep(1.5)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 130
+    assert err.startswith("minitx: interrupted; checkpoint saved to") and err.count("\n") == 1, err
+    checkpoints = sorted(out.glob("checkpoint-*"))
+    assert checkpoints and (checkpoints[-1] / "trainer_state.json").is_file()

@@ -10,6 +10,7 @@ The built-in corpus is the English reference text that ships with every Python i
 (``pydoc_data.topics.topics``, the pages ``help("for")`` prints): each topic is one document, split into
 sentences by :func:`split_sentences` after dropping code, grammar and tables (:func:`prose_paragraphs`).
 """
+import io
 import os
 import re
 
@@ -22,16 +23,24 @@ def read_corpus(path: str) -> list[list[str]]:
 
     Leading/trailing whitespace is stripped; empty documents are dropped (as in the original).
     """
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"corpus '{path}' is a directory, expected a text file")
     if not os.path.isfile(path):
         raise FileNotFoundError(f"corpus file '{path}' does not exist")
+    with open(path, "rb") as f:
+        raw = f.read()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise ValueError(f"corpus file '{path}' is not UTF-8 text: byte 0x{raw[error.start]:02x} at offset "
+                         f"{error.start} cannot be decoded ({error.reason})") from None
     documents: list[list[str]] = [[]]
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            line = line.strip()
-            if not line:
-                documents.append([])
-            else:
-                documents[-1].append(line)
+    for line in io.StringIO(text, newline=None):  # universal newlines, as open() in text mode reads
+        line = line.strip()
+        if not line:
+            documents.append([])
+        else:
+            documents[-1].append(line)
     return [doc for doc in documents if doc]
 
 
@@ -121,7 +130,7 @@ def prose_paragraphs(text: str) -> list[str]:
     contain ``::=``; tables start with '+' or '|'. All of those are dropped; bullets lose their marker.
     """
     blocks, current = [], []
-    for line in text.splitlines():
+    for line in io.StringIO(text, newline=None):  # universal newlines, as open() in text mode reads
         if line.strip():
             current.append(line.rstrip())
         elif current:

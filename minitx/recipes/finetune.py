@@ -33,6 +33,7 @@ class FinetuneSettings:
     warmup_ratio: float = 0.1
     max_length: int = 64
     dropout: float = None         # hidden and attention dropout; None keeps the checkpoint's (0 turns it off)
+    save_steps: int = None        # a checkpoint every N steps (None: only when interrupted)
     seed: int = 0
 
 
@@ -69,7 +70,8 @@ def load_classifier(model_dir: str, num_labels: int, dropout: float = None) -> B
 
 
 def finetune(model_dir: str, train_examples: list, eval_examples: list, output_dir: str, task: str = "sst2",
-             settings: FinetuneSettings = FinetuneSettings(), disable_tqdm: bool = False) -> dict:
+             settings: FinetuneSettings = FinetuneSettings(), disable_tqdm: bool = False,
+             resume_from_checkpoint=None) -> dict:
     """Train a classifier on ``train_examples`` and report ``task``'s GLUE metrics on ``eval_examples``."""
     s = settings
     info = task_info(task)
@@ -81,7 +83,8 @@ def finetune(model_dir: str, train_examples: list, eval_examples: list, output_d
     args = TrainingArguments(output_dir=output_dir, num_train_epochs=s.num_train_epochs, max_steps=s.max_steps,
                              per_device_train_batch_size=distributed.per_rank_batch_size(s.batch_size), per_device_eval_batch_size=64,
                              learning_rate=s.learning_rate, weight_decay=0.01, warmup_ratio=s.warmup_ratio,
-                             logging_steps=10, seed=s.seed, disable_tqdm=disable_tqdm, plot=False)
+                             logging_steps=10, seed=s.seed, disable_tqdm=disable_tqdm, plot=False,
+                             save_steps=s.save_steps)
 
     def compute_metrics(prediction):
         logits = prediction.predictions
@@ -90,7 +93,7 @@ def finetune(model_dir: str, train_examples: list, eval_examples: list, output_d
 
     trainer = Trainer(model, args, train_dataset=train_set, eval_dataset=eval_set, compute_metrics=compute_metrics,
                       data_collator=None)
-    trainer.train()
+    trainer.train(resume_from_checkpoint=resume_from_checkpoint)
     metrics = trainer.evaluate()
     trainer.plot_curves()  # after the last evaluation, so its point is on the plot
     trainer.save_model(os.path.join(output_dir, "model"), tokenizer)

@@ -43,6 +43,7 @@ class BertPretrainingSettings:
     dupe_factor: int = 2
     eval_fraction: float = 0.1
     dropout: float = 0.1          # hidden and attention dropout (0 turns both off)
+    save_steps: int = None        # a checkpoint every N steps (None: only when interrupted)
     seed: int = 0
 
 
@@ -90,7 +91,8 @@ def unigram_baseline(train_dataset, eval_dataset) -> float:
 
 
 def pretrain_bert(documents: list, output_dir: str, settings: BertPretrainingSettings = BertPretrainingSettings(),
-                  tokenizer=None, disable_tqdm: bool = False) -> dict:
+                  tokenizer=None, disable_tqdm: bool = False,
+                  resume_from_checkpoint=None) -> dict:
     """Run the recipe; the model and tokenizer are saved to ``output_dir/model``. Returns the results dict."""
     s = settings
     minitx.manual_seed(s.seed)
@@ -113,12 +115,13 @@ def pretrain_bert(documents: list, output_dir: str, settings: BertPretrainingSet
     args = TrainingArguments(output_dir=output_dir, max_steps=s.max_steps, per_device_train_batch_size=distributed.per_rank_batch_size(s.batch_size),
                              per_device_eval_batch_size=64, learning_rate=s.learning_rate, weight_decay=0.01,
                              warmup_ratio=s.warmup_ratio, logging_steps=max(1, s.max_steps // 20), seed=s.seed,
-                             disable_tqdm=disable_tqdm, plot=False)
+                             disable_tqdm=disable_tqdm, plot=False,
+                             save_steps=s.save_steps)
     trainer = Trainer(model, args, train_dataset=train_set, eval_dataset=eval_set,
                       data_collator=None, compute_metrics=mlm_nsp_metrics,
                       preprocess_logits_for_metrics=mlm_nsp_predictions)
     before = trainer.evaluate()
-    trainer.train()
+    trainer.train(resume_from_checkpoint=resume_from_checkpoint)
     after = trainer.evaluate()
     trainer.plot_curves()  # train loss, and eval losses before and after training
     model_dir = os.path.join(output_dir, "model")

@@ -32,6 +32,7 @@ class GPT2PretrainingSettings:
     learning_rate: float = 2e-3
     warmup_ratio: float = 0.05
     dropout: float = 0.1          # residual, embedding and attention dropout (0 turns them off)
+    save_steps: int = None        # a checkpoint every N steps (None: only when interrupted)
     seed: int = 0
 
 
@@ -48,7 +49,8 @@ def token_blocks(documents: list, tokenizer, block_size: int) -> list:
 
 
 def pretrain_gpt2(documents: list, output_dir: str, settings: GPT2PretrainingSettings = GPT2PretrainingSettings(),
-                  disable_tqdm: bool = False) -> dict:
+                  disable_tqdm: bool = False,
+                  resume_from_checkpoint=None) -> dict:
     """Train the tokenizer and the model; both are saved to ``output_dir/model``. Returns the results dict."""
     s = settings
     minitx.manual_seed(s.seed)
@@ -65,10 +67,11 @@ def pretrain_gpt2(documents: list, output_dir: str, settings: GPT2PretrainingSet
     args = TrainingArguments(output_dir=output_dir, max_steps=s.max_steps, per_device_train_batch_size=distributed.per_rank_batch_size(s.batch_size),
                              per_device_eval_batch_size=32, learning_rate=s.learning_rate, weight_decay=0.01,
                              warmup_ratio=s.warmup_ratio, logging_steps=max(1, s.max_steps // 20), seed=s.seed,
-                             disable_tqdm=disable_tqdm, plot=False)
+                             disable_tqdm=disable_tqdm, plot=False,
+                             save_steps=s.save_steps)
     trainer = Trainer(model, args, train_dataset=train_set, eval_dataset=eval_set)
     before = trainer.evaluate()["eval_loss"]
-    trainer.train()
+    trainer.train(resume_from_checkpoint=resume_from_checkpoint)
     after = trainer.evaluate()["eval_loss"]
     trainer.plot_curves()
     model_dir = os.path.join(output_dir, "model")

@@ -41,6 +41,14 @@ class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite."""
 
 
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C during ``train``: ``checkpoint`` is the directory written on the way out (None under MPI)."""
+
+    def __init__(self, checkpoint):
+        super().__init__(f"training interrupted; checkpoint: {checkpoint}")
+        self.checkpoint = checkpoint
+
+
 @dataclass
 class EvalPrediction:
     """What ``compute_metrics`` receives: model predictions and the labels, concatenated over the eval set."""
@@ -82,6 +90,7 @@ class Trainer:
         self.preprocess_logits_for_metrics = preprocess_logits_for_metrics
         self.label_names = label_names or ["labels", "next_sentence_label"]
         self.log_history = []
+        self._log_started = False  # this Trainer's first log entry starts log.jsonl afresh: runs never mix
         self.global_step = 0
         self.optimizer = None
         self.scheduler = None
@@ -138,6 +147,25 @@ class Trainer:
         batches_per_epoch = self.steps_per_epoch() * a.gradient_accumulation_steps
         bar = tqdm(total=total, initial=self.global_step, desc="train", dynamic_ncols=True,
                    disable=a.disable_tqdm or not distributed.is_main())
+        try:
+            self._train_loop(total, micro_batch, batches_per_epoch, bar)
+        except KeyboardInterrupt:
+            bar.close()
+            raise self._interrupted() from None
+        bar.close()
+        if a.plot and distributed.is_main():
+            self.plot_curves()
+        return {"global_step": self.global_step, "train_loss": self._mean_logged("loss")}
+
+    def _interrupted(self) -> TrainingInterrupted:
+        """Ctrl-C: save a checkpoint of the last finished step (one process only: under MPI the ranks stop at
+        different points, so none waits in the checkpoint's barrier)."""
+        if distributed.world_size() > 1 or self.global_step == 0:
+            return TrainingInterrupted(None)
+        return TrainingInterrupted(self.save_checkpoint())
+
+    def _train_loop(self, total: int, micro_batch: int, batches_per_epoch: int, bar) -> None:
+        a = self.args
         running_loss, running_count = 0.0, 0
         while self.global_step < total:
             epoch, step_in_epoch = divmod(self.global_step, self.steps_per_epoch())
@@ -161,10 +189,6 @@ class Trainer:
                     self.save_checkpoint()
                 if self.global_step >= total:
                     break
-        bar.close()
-        if a.plot and distributed.is_main():
-            self.plot_curves()
-        return {"global_step": self.global_step, "train_loss": self._mean_logged("loss")}
 
     def _optimizer_step(self, order: np.ndarray, start: int, micro_batch: int) -> float:
         """Accumulate gradients over the micro-batches starting at batch ``start``, then update once.
@@ -229,11 +253,15 @@ class Trainer:
     def _log(self, entry: dict) -> None:
         entry = {"step": self.global_step, **{k: float(v) for k, v in entry.items()}}
         self.log_history.append(entry)
-        if not distributed.is_main():
-            return
+        if distributed.is_main():
+            self._write_log([entry])
+
+    def _write_log(self, entries: list) -> None:
+        """Append to ``output_dir/log.jsonl``; the first write of this Trainer starts the file afresh."""
         os.makedirs(self.args.output_dir, exist_ok=True)
-        with open(os.path.join(self.args.output_dir, "log.jsonl"), "a") as f:
-            f.write(json.dumps(entry) + "\n")
+        with open(os.path.join(self.args.output_dir, "log.jsonl"), "a" if self._log_started else "w") as f:
+            f.writelines(json.dumps(e) + "\n" for e in entries)
+        self._log_started = True
 
     def _mean_logged(self, key: str) -> float:
         values = [e[key] for e in self.log_history if key in e]
@@ -275,6 +303,9 @@ class Trainer:
         state = load_checkpoint(checkpoint, self.model, self.optimizer, self.scheduler)
         self.global_step = state["global_step"]
         self.log_history = state["log_history"]
+        if distributed.is_main():  # the log restarts as the checkpoint's history: what the uninterrupted run had
+            self._log_started = False
+            self._write_log(self.log_history)
         minitx.random.set_rng_state(state["rng_state"])
 
 

@@ -13,15 +13,23 @@ time:
 
 Every step mirrors HF transformers' ``GenerationMixin`` (5.x), so the same model and arguments give token-for-token
 the same output. Everything here works on NumPy arrays: ``input_ids`` ``(B, L)`` int64 and ``scores`` ``(B, V)``
-float32.
+float32 (float32 throughout, as in HF). The token ids, attention mask and position ids live in arrays allocated once
+for ``max_length`` positions; each step reads a view of the filled part.
 
 The model contract (what ``GenerationMixin`` needs from its host class)::
 
     out = self(input_ids, attention_mask=..., position_ids=..., past_key_values=..., use_cache=True)
     out.logits            # (B, L, V)   Tensor or ndarray
     out.past_key_values   # the cache to pass back next step (nested tuples/lists of (B, ...) Tensors or arrays,
-                          # or an object with .reorder_cache(beam_idx))
+                          # or objects with .reorder_cache(beam_idx))
+
+and, optionally (GPT-2 has both):
+
+    self.new_kv_cache(max_length)   # an empty cache with room for max_length positions, passed on the first step
+    self(..., logits_to_keep=1)     # logits of the last position only, (B, 1, V)
 """
+import inspect
+
 import numpy as np
 
 from minitx.random import default_generator
@@ -187,22 +195,34 @@ def _log_softmax(x: np.ndarray) -> np.ndarray:
 
 
 def _topk(x: np.ndarray, k: int):
-    """The k largest entries of each row, descending (ties: lower index first). Returns (values, indices)."""
-    indices = np.argsort(-x, axis=-1, kind="stable")[:, :k]
+    """The k largest entries of each row, descending (ties: lower index first). Returns (values, indices).
+
+    Only entries ≥ the row's k-th largest value can be chosen: ``np.partition`` finds that value in O(n), and
+    only those few entries are sorted (a full sort of a beam row, num_beams · V scores, costs ~25× more).
+    """
+    n = x.shape[-1]
+    if k >= n:
+        indices = np.argsort(-x, axis=-1, kind="stable")[:, :k]
+    else:
+        kth_largest = np.partition(x, n - k, axis=-1)[:, n - k]                        # (B,)
+        indices = np.empty((x.shape[0], k), dtype=np.int64)
+        for row, threshold in enumerate(kth_largest):
+            candidates = np.flatnonzero(x[row] >= threshold)                           # ≥ k, ascending
+            indices[row] = candidates[np.argsort(-x[row, candidates], kind="stable")[:k]]
     return np.take_along_axis(x, indices, axis=-1), indices
 
 
 def _sample_categorical(probs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """One draw per row of (B, V) probabilities, by inverting the CDF at a uniform u."""
-    cdf = np.cumsum(probs.astype(np.float64), axis=-1)
-    u = rng.random((probs.shape[0], 1)) * cdf[:, -1:]
+    cdf = np.cumsum(probs, axis=-1)
+    u = rng.random((probs.shape[0], 1), dtype=probs.dtype) * cdf[:, -1:]
     return np.minimum((cdf <= u).sum(axis=-1), probs.shape[-1] - 1).astype(np.int64)
 
 
 def _sample_without_replacement(log_weights: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
     """k distinct indices per row, drawn ∝ exp(log_weights) without replacement (the Gumbel-top-k trick)."""
-    gumbel = -np.log(-np.log(rng.random(log_weights.shape)))
-    return _topk(log_weights.astype(np.float64) + gumbel, k)[1]
+    gumbel = -np.log(-np.log(rng.random(log_weights.shape, dtype=log_weights.dtype)))
+    return _topk(log_weights + gumbel, k)[1]
 
 
 def _reorder_cache(cache, beam_idx: np.ndarray):
@@ -279,7 +299,7 @@ class GenerationMixin:
             mask, min_length, do_sample, temperature, top_k, top_p, repetition_penalty, no_repeat_ngram_size,
             num_beams, eos, logits_processor)
         rng = generator if generator is not None else default_generator()
-        state = _DecodingState(self, mask, use_cache)
+        state = _DecodingState(self, mask, max_length, use_cache)
         if num_beams > 1:
             return self._beam_search(ids, state, processors, max_length, num_beams, length_penalty, early_stopping,
                                      num_return_sequences, eos, pad_token_id, do_sample, rng)
@@ -317,23 +337,25 @@ class GenerationMixin:
         return processors
 
     # ------------------------------------------------------------------ greedy / sampling
-    def _sample(self, ids, state, processors, max_length, eos, pad_token_id, do_sample, rng):
-        unfinished = np.ones(ids.shape[0], dtype=bool)
+    def _sample(self, prompt, state, processors, max_length, eos, pad_token_id, do_sample, rng):
+        batch, cur_len = prompt.shape
+        sequences = np.empty((batch, max_length), dtype=np.int64)                # filled up to cur_len
+        sequences[:, :cur_len] = prompt
+        unfinished = np.ones(batch, dtype=bool)
         while True:
+            ids = sequences[:, :cur_len]
             scores = processors(ids, state.next_token_logits(ids))              # (B, V)
             if do_sample:
-                next_tokens = _sample_categorical(_softmax(scores.astype(np.float64)), rng)
+                next_tokens = _sample_categorical(_softmax(scores), rng)
             else:
                 next_tokens = np.argmax(scores, axis=-1)
             if eos is not None:  # finished rows only receive padding
                 next_tokens = np.where(unfinished, next_tokens, pad_token_id)
-            ids = np.concatenate([ids, next_tokens[:, None]], axis=1)
-            done = np.full(ids.shape[0], ids.shape[1] >= max_length)
-            if eos is not None:
-                done = done | np.isin(next_tokens, eos)
-            unfinished &= ~done
-            if not unfinished.any():
-                return ids
+                unfinished &= ~np.isin(next_tokens, eos)
+            sequences[:, cur_len] = next_tokens
+            cur_len += 1
+            if cur_len >= max_length or not unfinished.any():
+                return sequences[:, :cur_len]
 
     # ------------------------------------------------------------------ beam search
     def _beam_search(self, ids, state, processors, max_length, num_beams, length_penalty, early_stopping,
@@ -450,35 +472,44 @@ class GenerationMixin:
 
 
 class _DecodingState:
-    """What the model needs between steps: the growing attention mask, position ids and the KV cache.
+    """What the model needs between steps: the attention mask, the position ids and the KV cache, each allocated
+    once for ``max_length`` positions (a step reads views; nothing grows per token).
 
     Positions count real tokens only (``cumsum(mask) - 1``; pads get 0), so a left-padded prompt sees the same
-    positions as the same prompt alone.
+    positions as the same prompt alone; every generated token is real (mask 1, position + 1).
     """
 
-    def __init__(self, model, attention_mask: np.ndarray, use_cache: bool):
+    def __init__(self, model, attention_mask: np.ndarray, max_length: int, use_cache: bool):
+        batch, prompt_len = attention_mask.shape
         self.model = model
-        self.mask = attention_mask
-        self.positions = np.where(attention_mask == 0, 0, np.cumsum(attention_mask, axis=1) - 1)
+        self.mask = np.ones((batch, max_length), dtype=np.int64)                      # (N, T)
+        self.mask[:, :prompt_len] = attention_mask
+        prompt_positions = np.where(attention_mask == 0, 0, np.cumsum(attention_mask, axis=1) - 1)
+        self.positions = prompt_positions[:, -1:] + np.arange(1 - prompt_len, max_length - prompt_len + 1)
+        self.positions[:, :prompt_len] = prompt_positions                               # (N, T)
         self.use_cache = use_cache
-        self.cache = None
-        self.steps = 0
+        self.cache = model.new_kv_cache(max_length) if use_cache and hasattr(model, "new_kv_cache") else None
+        self.cached = 0                                                                 # positions in the cache
+        self.options = {"logits_to_keep": 1} if _accepts(model, "logits_to_keep") else {}
 
     def next_token_logits(self, ids: np.ndarray) -> np.ndarray:
         """Run the model on what it has not seen yet; return the last position's logits (N, V) in float32."""
-        if self.steps > 0:  # one token was appended since the last call
-            self.mask = np.concatenate([self.mask, np.ones((self.mask.shape[0], 1), np.int64)], axis=1)
-            self.positions = np.concatenate([self.positions, self.positions[:, -1:] + 1], axis=1)
-        self.steps += 1
-        new = 1 if (self.use_cache and self.cache is not None) else ids.shape[1]
+        length = ids.shape[1]
         with no_grad():
-            out = self.model(ids[:, -new:], attention_mask=self.mask, position_ids=self.positions[:, -new:],
-                             past_key_values=self.cache, use_cache=self.use_cache)
+            out = self.model(ids[:, self.cached:], attention_mask=self.mask[:, :length],
+                             position_ids=self.positions[:, self.cached:length], past_key_values=self.cache,
+                             use_cache=self.use_cache, **self.options)
         if self.use_cache:
-            self.cache = out.past_key_values
-        return data_of(out.logits)[:, -1, :].astype(np.float32)
+            self.cache, self.cached = out.past_key_values, length
+        return np.asarray(data_of(out.logits)[:, -1, :], dtype=np.float32)
 
     def reorder(self, beam_idx: np.ndarray) -> None:
         """Beam search: row i of the next step continues row ``beam_idx[i]`` of this one."""
         if self.use_cache:
             self.cache = _reorder_cache(self.cache, beam_idx)
+
+
+def _accepts(model, argument: str) -> bool:
+    """Whether the model's forward takes ``argument`` (HF checks ``logits_to_keep`` support the same way)."""
+    forward = getattr(model, "forward", model)
+    return argument in inspect.signature(forward).parameters

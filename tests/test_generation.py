@@ -163,6 +163,16 @@ def test_sampling_follows_the_distribution():
     np.testing.assert_allclose(counts, [0.1, 0.6, 0.3], atol=0.02)
 
 
+def test_topk_keeps_the_order_of_a_stable_sort_with_ties():
+    rng = np.random.default_rng(0)
+    scores = rng.integers(-3, 3, size=(4, 200)).astype(np.float32)   # many ties
+    scores[1, :190] = -np.inf                                        # fewer finite entries than k
+    for k in (1, 5, 12, 200):
+        want = np.argsort(-scores, axis=-1, kind="stable")[:, :k]
+        values, indices = gen._topk(scores, k)
+        np.testing.assert_array_equal(indices, want)
+        np.testing.assert_array_equal(values, np.take_along_axis(scores, want, axis=-1))
+
 def test_errors_are_actionable():
     model = TinyCausalLM()
     with pytest.raises(ValueError, match="num_return_sequences"):
@@ -283,3 +293,26 @@ def test_minitx_gpt2_kv_cache_gives_the_same_tokens(minitx_gpt2):
         without = minitx_gpt2.generate(ids, attention_mask=mask, max_new_tokens=8, pad_token_id=0,
                                        use_cache=False, **cfg)
         np.testing.assert_array_equal(with_cache, without)
+
+
+def test_preallocated_cache_gives_the_no_cache_logits_at_every_step(minitx_gpt2):
+    """Each step with the preallocated KVCache (prompt, then one token at a time, a beam reorder half-way) gives
+    the logits of a full forward over the whole sequence without a cache."""
+    ids, mask = _prompts()
+    positions = np.where(mask == 0, 0, np.cumsum(mask, axis=1) - 1)
+    cache = minitx_gpt2.new_kv_cache(max_length=12)
+    new = ids
+    for step in range(5):
+        with minitx.no_grad():
+            got = minitx_gpt2(new, attention_mask=mask, position_ids=positions[:, -new.shape[1]:],
+                              past_key_values=cache, use_cache=True, logits_to_keep=1).logits.numpy()[:, -1]
+            want = minitx_gpt2(ids, attention_mask=mask, position_ids=positions).logits.numpy()[:, -1]
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+        assert cache[0].length == ids.shape[1] and cache[0].buffer.shape[3] == 12  # filled in place, never grown
+        if step == 2:  # beam search: row i continues row beam_idx[i]
+            beam_idx = np.array([2, 0, 0])
+            gen._reorder_cache(cache, beam_idx)
+            ids, mask, positions = ids[beam_idx], mask[beam_idx], positions[beam_idx]
+        new = np.argmax(got, axis=-1)[:, None]
+        ids, mask = np.concatenate([ids, new], axis=1), np.concatenate([mask, np.ones_like(new)], axis=1)
+        positions = np.concatenate([positions, positions[:, -1:] + 1], axis=1)

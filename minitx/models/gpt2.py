@@ -5,8 +5,9 @@
     logits = LN_f(h_N) E_tokᵀ                   the LM head is tied to the token embeddings
 
 Each block is ``minitx.nn.TransformerEncoderLayer(norm_first=True)`` run with ``is_causal=True``: a
-decoder-only model needs no cross-attention. ``past_key_values`` (one (K, V) per layer) lets generation
-feed one new token per step. Names follow HF (``wte``, ``wpe``, ``h``, ``ln_f``, ``lm_head``); hf_io.py maps
+decoder-only model needs no cross-attention. ``past_key_values`` (one ``KVCache`` per layer) lets
+generation feed one new token per step; ``logits_to_keep=1`` applies the LM head to the last position only
+(all generation needs). Names follow HF (``wte``, ``wpe``, ``h``, ``ln_f``, ``lm_head``); hf_io.py maps
 the block internals to HF's ``ln_1``/``attn.c_attn``/``mlp.c_fc``… and transposes the Conv1D weights.
 """
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from minitx.models.bert import as_ids
 from minitx.models.hf_io import PretrainedConfig, PreTrainedModel
 from minitx.models.outputs import BaseModelOutput, CausalLMOutput
 from minitx.nn import functional as F
+from minitx.nn.attention import KVCache
 
 
 @dataclass
@@ -96,7 +98,7 @@ class GPT2Model(PreTrainedModel):
         """input_ids (B, L) — only the new tokens when ``past_key_values`` is given;
         attention_mask (B, L_past + L): 1 = token, 0 = padding."""
         input_ids = as_ids(input_ids)
-        past_length = past_key_values[0][0].shape[2] if past_key_values is not None else 0
+        past_length = past_key_values[0].length if past_key_values is not None else 0
         length = input_ids.shape[1]
         if position_ids is None:
             position_ids = np.arange(past_length, past_length + length)[None, :]
@@ -108,6 +110,8 @@ class GPT2Model(PreTrainedModel):
             x = x + self.wte(as_ids(token_type_ids))
         x = self.drop(x)
         mask = as_ids(attention_mask)
+        if mask is not None and mask.all():
+            mask = None  # no padding: nothing to mask beyond causality (HF's SDPA path skips it too)
         hidden_states, attentions, presents = [], [], []
         for i, block in enumerate(self.h):
             hidden_states.append(x)
@@ -127,7 +131,8 @@ class GPT2Model(PreTrainedModel):
 
 class GPT2LMHeadModel(PreTrainedModel, GenerationMixin):
     """GPT-2 with the tied LM head. ``labels`` (B, L) are shifted inside, like HF: position t predicts
-    labels[t + 1]; -100 is ignored."""
+    labels[t + 1]; -100 is ignored. ``logits_to_keep`` = n > 0 computes the logits of the last n positions
+    only (HF's argument; 0 = all)."""
 
     config_class = GPT2Config
     family = "gpt2"
@@ -143,13 +148,18 @@ class GPT2LMHeadModel(PreTrainedModel, GenerationMixin):
 
     def forward(self, input_ids, past_key_values=None, attention_mask=None, token_type_ids=None, position_ids=None,
                 use_cache: bool = False, labels=None, output_hidden_states: bool = False,
-                output_attentions: bool = False) -> CausalLMOutput:
+                output_attentions: bool = False, logits_to_keep: int = 0) -> CausalLMOutput:
         out = self.transformer(input_ids, past_key_values, attention_mask, token_type_ids, position_ids, use_cache,
                                output_hidden_states, output_attentions)
-        logits = self.lm_head(out.last_hidden_state)  # (B, L, V)
+        hidden = out.last_hidden_state[:, -logits_to_keep:] if logits_to_keep else out.last_hidden_state
+        logits = self.lm_head(hidden)  # (B, L or logits_to_keep, V)
         loss = None
         if labels is not None:
             shifted = as_ids(labels)[:, 1:]
             loss = F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]), shifted.reshape(-1),
                                    ignore_index=-100)
         return CausalLMOutput(loss, logits, out.past_key_values, out.hidden_states, out.attentions)
+
+    def new_kv_cache(self, max_length: int) -> tuple:
+        """An empty cache for generation, one ``KVCache`` per layer with room for ``max_length`` positions."""
+        return tuple(KVCache(self.config.n_head, max_length) for _ in self.transformer.h)

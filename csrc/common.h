@@ -38,6 +38,14 @@ void parallel_for(Index n_tasks, const std::function<void(Index)>& fn, int max_t
 int parallel_workers(Index n_tasks, int max_threads = 0);
 void parallel_for_worker(Index n_tasks, const std::function<void(Index, int)>& fn, int max_threads = 0);
 
+// parallel_for over the rows of a (rows × n) array, for row-wise kernels (csrc/fused/): rows are split over
+// threads only when there is enough work (rows·n elements); body(r0, r1) gets a range of rows. The _worker
+// form also passes the worker index in [0, for_rows_workers(rows, n)), for per-thread accumulators (layer
+// norm's dw, db).
+void for_rows(Index rows, Index n, const std::function<void(Index, Index)>& body);
+int for_rows_workers(Index rows, Index n);
+void for_rows_worker(Index rows, Index n, const std::function<void(Index, Index, int)>& body);
+
 // Temporary floats for one kernel call (uninitialised). A request up to kRetainedScratchFloats reuses a
 // block the calling thread keeps from call to call (grown, never shrunk), so repeated calls do not
 // page-fault fresh memory every time: fresh buffers cost ~10% of a (1,8,512,64) attention backward in

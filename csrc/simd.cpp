@@ -50,19 +50,6 @@ static float exp_shift_sum_scalar(const float* x, float shift, float* y, Index n
     return s;
 }
 
-static void gemm_tile_packed_b_scalar(Index m, Index n, Index k, const float* a, Index rsa, Index csa,
-                                      const float* bp, float* c, Index ldc, bool accumulate) {
-    for (Index i = 0; i < m; ++i) {
-        float* ci = c + i * ldc;
-        if (!accumulate)
-            for (Index j = 0; j < n; ++j) ci[j] = 0.f;
-        for (Index p = 0; p < k; ++p) {
-            const float av = a[i * rsa + p * csa];
-            for (Index j = 0; j < n; ++j) ci[j] += av * bp[(j / 16) * 16 * k + p * 16 + j % 16];
-        }
-    }
-}
-
 static void online_softmax_cols_scalar(float* s, Index rows, Index cols, Index lds, float* m, float* l,
                                        float* corr) {
     for (Index c = 0; c < cols; ++c) {
@@ -167,82 +154,6 @@ __attribute__((target("avx2,fma"))) static float exp_shift_sum_avx2(const float*
         for (int l = 0; i + l < n; ++l) { y[i + l] = buf[l]; s += buf[l]; }
     }
     return s;
-}
-
-// One MR×16 block of C: MR rows of A broadcast against two 8-wide vectors of a packed B panel (k rows of
-// 16 floats, zero-padded past n, so its loads are never masked) per step p. FULL = false: only the first
-// nr columns of C are read and written.
-template <int MR, bool FULL>
-__attribute__((target("avx2,fma"))) static inline void micro_avx2(Index k, const float* a, Index rsa, Index csa,
-                                                                  const float* panel, float* c, Index ldc, Index nr,
-                                                                  bool accumulate) {
-    __m256i m0 = _mm256_set1_epi32(-1), m1 = m0;
-    if (!FULL) tail_masks(nr, &m0, &m1);
-    __m256 c0[MR], c1[MR];
-#pragma GCC unroll 6
-    for (int r = 0; r < MR; ++r) {
-        if (!accumulate) {
-            c0[r] = _mm256_setzero_ps();
-            c1[r] = _mm256_setzero_ps();
-        } else if (FULL) {
-            c0[r] = _mm256_loadu_ps(c + r * ldc);
-            c1[r] = _mm256_loadu_ps(c + r * ldc + 8);
-        } else {
-            c0[r] = _mm256_maskload_ps(c + r * ldc, m0);
-            c1[r] = _mm256_maskload_ps(c + r * ldc + 8, m1);
-        }
-    }
-#pragma GCC unroll 4  // fewer loop-counter µops between the FMAs
-    for (Index p = 0; p < k; ++p) {
-        const __m256 b0 = _mm256_loadu_ps(panel + p * 16), b1 = _mm256_loadu_ps(panel + p * 16 + 8);
-        const float* ap = a + p * csa;
-#pragma GCC unroll 6
-        for (int r = 0; r < MR; ++r) {
-            const __m256 av = _mm256_broadcast_ss(ap + r * rsa);
-            c0[r] = _mm256_fmadd_ps(av, b0, c0[r]);
-            c1[r] = _mm256_fmadd_ps(av, b1, c1[r]);
-        }
-    }
-#pragma GCC unroll 6
-    for (int r = 0; r < MR; ++r) {
-        if (FULL) {
-            _mm256_storeu_ps(c + r * ldc, c0[r]);
-            _mm256_storeu_ps(c + r * ldc + 8, c1[r]);
-        } else {
-            _mm256_maskstore_ps(c + r * ldc, m0, c0[r]);
-            _mm256_maskstore_ps(c + r * ldc + 8, m1, c1[r]);
-        }
-    }
-}
-
-template <bool FULL>
-__attribute__((target("avx2,fma"))) static void micro_rows_avx2(Index mr, Index k, const float* a, Index rsa,
-                                                                Index csa, const float* panel, float* c, Index ldc,
-                                                                Index nr, bool acc) {
-    switch (mr) {
-        case 6: return micro_avx2<6, FULL>(k, a, rsa, csa, panel, c, ldc, nr, acc);
-        case 5: return micro_avx2<5, FULL>(k, a, rsa, csa, panel, c, ldc, nr, acc);
-        case 4: return micro_avx2<4, FULL>(k, a, rsa, csa, panel, c, ldc, nr, acc);
-        case 3: return micro_avx2<3, FULL>(k, a, rsa, csa, panel, c, ldc, nr, acc);
-        case 2: return micro_avx2<2, FULL>(k, a, rsa, csa, panel, c, ldc, nr, acc);
-        default: return micro_avx2<1, FULL>(k, a, rsa, csa, panel, c, ldc, nr, acc);
-    }
-}
-
-__attribute__((target("avx2,fma"))) static void gemm_tile_packed_b_avx2(Index m, Index n, Index k, const float* a,
-                                                                        Index rsa, Index csa, const float* bp,
-                                                                        float* c, Index ldc, bool accumulate) {
-    for (Index j0 = 0; j0 < n; j0 += 16) {
-        const Index nr = std::min<Index>(16, n - j0);
-        const float* panel = bp + j0 * k;  // k rows of 16 contiguous floats
-        for (Index i0 = 0; i0 < m; i0 += 6) {
-            const Index mr = std::min<Index>(6, m - i0);
-            const float* ai = a + i0 * rsa;
-            float* cij = c + i0 * ldc + j0;
-            if (nr == 16) micro_rows_avx2<true>(mr, k, ai, rsa, csa, panel, cij, ldc, nr, accumulate);
-            else micro_rows_avx2<false>(mr, k, ai, rsa, csa, panel, cij, ldc, nr, accumulate);
-        }
-    }
 }
 
 // Load/store 8 lanes, masked only for a partial last group (a masked store is slow on some CPUs).
@@ -358,25 +269,6 @@ float max(const float* x, Index n) { return use_avx2() ? max_avx2(x, n) : max_sc
 
 float exp_shift_sum(const float* x, float shift, float* y, Index n) {
     return use_avx2() ? exp_shift_sum_avx2(x, shift, y, n) : exp_shift_sum_scalar(x, shift, y, n);
-}
-
-void pack_b_panels(Index k, Index n, const float* b, Index rsb, Index csb, float alpha, float* dst) {
-    for (Index j0 = 0; j0 < n; j0 += 16) {
-        const Index nr = std::min<Index>(16, n - j0);
-        for (Index p = 0; p < k; ++p, dst += 16) {
-            const float* bp = b + p * rsb + j0 * csb;
-            Index jj = 0;
-            for (; jj < nr; ++jj) dst[jj] = alpha * bp[jj * csb];
-            for (; jj < 16; ++jj) dst[jj] = 0.f;
-        }
-    }
-}
-
-void gemm_tile_packed_b(Index m, Index n, Index k, const float* a, Index rsa, Index csa, const float* bp, float* c,
-                        Index ldc, bool accumulate) {
-    if (m <= 0 || n <= 0) return;
-    if (use_avx2()) return gemm_tile_packed_b_avx2(m, n, k, a, rsa, csa, bp, c, ldc, accumulate);
-    gemm_tile_packed_b_scalar(m, n, k, a, rsa, csa, bp, c, ldc, accumulate);
 }
 
 void online_softmax_cols(float* s, Index rows, Index cols, Index lds, float* m, float* l, float* corr) {

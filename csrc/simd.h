@@ -16,18 +16,7 @@ float max(const float* x, Index n);                         // -inf for n == 0; 
 // NaN (so it reaches the sum), large inputs +inf (AVX2: from 88.38, see exp256).
 float exp_shift_sum(const float* x, float shift, float* y, Index n);
 
-// ---- tile helpers for flash attention (csrc/attention/)
-// B packed into column panels of 16 (the micro-kernel's width), zero-padded: panel j0/16 holds
-// B[p][j0 + jj] at dst[j0*k + p*16 + jj] · alpha, so each step of the micro-kernel reads one contiguous
-// 64-byte row. B element (p, j) is read at b[p*rsb + j*csb] (csb = 1: row-major; rsb = 1: transposed).
-// dst holds round_up(n, 16) · k floats.
-void pack_b_panels(Index k, Index n, const float* b, Index rsb, Index csb, float alpha, float* dst);
-// C (m×n) = [C +] A (m×k) · B (k×n), B packed by pack_b_panels (same k and n): a register-tiled
-// micro-kernel (AVX2: 6 rows × 16 columns held in 12 ymm accumulators, one broadcast of A and two loads
-// of B per step). A is read through strides, element (i, p) at a[i*rsa + p*csa], so a transposed tile
-// (rsa = 1) needs no copy; C is row-major with row stride ldc.
-void gemm_tile_packed_b(Index m, Index n, Index k, const float* a, Index rsa, Index csa, const float* bp, float* c,
-                        Index ldc, bool accumulate);
+// ---- tile helpers for flash attention (csrc/attention/; its matrix products: matmul/micro_kernel.h)
 // Online softmax down the columns of a score tile s (rows × cols, row stride lds), one column per query:
 //   m_new = max(m, max_r s[r][c]),  corr[c] = exp(m - m_new),  s[r][c] = exp(s[r][c] - m_new),
 //   l[c] = l[c]·corr[c] + Σ_r s[r][c],  m[c] = m_new.   A column that has seen only -inf keeps m = -inf,

@@ -45,11 +45,15 @@ __attribute__((target("avx2,fma"))) inline __m256 exp256(__m256 x) {
     return _mm256_andnot_ps(underflow, _mm256_mul_ps(p, _mm256_castsi256_ps(e)));
 }
 
+// The mask of lanes [0, n) of an 8-lane vector: all lanes for n >= 8, none for n <= 0.
+__attribute__((target("avx2,fma"))) inline __m256i lanes_below(long n) {
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(int(n < 8 ? n : 8)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
 // Lanes [0, n) of a 16-wide row as two 8-lane masks (for the last, partial column block).
 __attribute__((target("avx2,fma"))) inline void tail_masks(long n, __m256i* m0, __m256i* m1) {
-    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-    *m0 = _mm256_cmpgt_epi32(_mm256_set1_epi32(int(n)), lane);
-    *m1 = _mm256_cmpgt_epi32(_mm256_set1_epi32(int(n) - 8), lane);
+    *m0 = lanes_below(n);
+    *m1 = lanes_below(n - 8);
 }
 
 }  // namespace minitx::simd

@@ -9,6 +9,9 @@ Matmul (the ladder in csrc/matmul/, v0 naive … v4 threaded; the default is the
     matmul_tn(a, b, version=4)    Aᵀ B, a (..., K, M)   — no transpose is materialised
     matmul_nt(a, b, version=4)    A Bᵀ, b (..., N, K)
     matmul_cffi(a, b)             2-D matmul through the plain C ABI entry (cffi), for overhead comparisons
+    Products with M <= 16 rows (a decoder step with a KV cache: x @ Wᵀ for one token, or one per sequence)
+    take the skinny path of v4 (csrc/matmul/skinny.cpp): the weights are read once, in place, not packed.
+    It serves matmul (B (K, N) row-major), matmul_nt (a Linear weight (N, K)) and matmul_tn, batched or not.
 Fused row kernels (csrc/fused/):
     softmax_forward(x), softmax_backward(dy, y)
     layer_norm_forward(x, weight, bias, eps=1e-5) -> (y, mean, rstd); layer_norm_backward(dy, x, weight, mean, rstd)

@@ -117,6 +117,74 @@ def test_matmul_2d_lean_path_plain_transposed_and_misaligned(m, k, n, rng):
     np.testing.assert_allclose(kernels.matmul(buf, b), expected, atol=1e-5 * np.sqrt(k) * 16)
 
 
+# ---------------------------------------------------------------- skinny products (csrc/matmul/skinny.cpp)
+# M <= 16 rows (a decoder step) read the weights in place; 17 rows take the packed path. K and N odd for
+# the vector tails (8 lanes, 64-column strips, 8-row W blocks), 0 for the empty products.
+SKINNY_M = [1, 2, 3, 7, 16, 17]
+SKINNY_KN = [(1, 1), (7, 65), (33, 130), (300, 71), (0, 5), (5, 0)]
+
+
+def skinny_forms(a, b):
+    """The three kernel forms of a @ b, each with its NumPy reference: (name, kernel result, reference)."""
+    at, bt = np.ascontiguousarray(np.swapaxes(a, -1, -2)), np.ascontiguousarray(np.swapaxes(b, -1, -2))
+    return [("nn", kernels.matmul(a, b), reference.matmul(a, b)),
+            ("nt", kernels.matmul_nt(a, bt), reference.matmul_nt(a, bt)),
+            ("tn", kernels.matmul_tn(at, b), reference.matmul_tn(at, b))]
+
+
+@pytest.mark.parametrize("m", SKINNY_M)
+@pytest.mark.parametrize("k,n", SKINNY_KN)
+def test_skinny_matmul_matches_reference(isa, m, k, n, rng):
+    a, b = rand(rng, m, k), rand(rng, k, n)
+    for form, c, ref in skinny_forms(a, b):
+        assert_matmul_close(c, a.astype(np.float64), b.astype(np.float64), k)
+        np.testing.assert_allclose(c, ref, atol=1e-5 * np.sqrt(max(k, 1)) * 16, rtol=1e-5, err_msg=form)
+
+
+@pytest.mark.parametrize("m", [1, 5])
+def test_skinny_matmul_threaded_split_of_n(isa, m, rng):
+    a, b = rand(rng, m, 300), rand(rng, 300, 5001)  # >= 1 MB of weights: N split over the threads, unevenly
+    for form, c, _ in skinny_forms(a, b):
+        assert_matmul_close(c, a.astype(np.float64), b.astype(np.float64), 300)
+
+
+@pytest.mark.parametrize("shape_a,shape_b", [((2, 3, 1, 33), (33, 70)), ((2, 1, 4, 9), (3, 9, 17)),
+                                             ((5, 2, 65), (1, 65, 9)), ((0, 1, 5), (5, 3))])
+def test_skinny_matmul_batched_broadcast(isa, shape_a, shape_b, rng):
+    a, b = rand(rng, *shape_a), rand(rng, *shape_b)
+    expected = np.matmul(a.astype(np.float64), b)
+    for form, c, _ in skinny_forms(a, b):
+        assert c.shape == expected.shape, form
+        np.testing.assert_allclose(c, expected, atol=1e-4, err_msg=form)
+
+
+def test_skinny_matmul_non_contiguous_through_the_backend(rng):
+    from minitx.backends import cpp
+
+    x, w = rand(rng, 3, 40), rand(rng, 50, 80)[::2, ::2]  # a strided view of a Linear weight (N, K)
+    expected = x.astype(np.float64) @ w.T
+    np.testing.assert_allclose(cpp.matmul(x, w.T), expected, atol=1e-4)
+    np.testing.assert_allclose(cpp.matmul_nt(x, w), expected, atol=1e-4)
+    np.testing.assert_allclose(cpp.matmul(x[:, ::-1], w.T[::-1]), expected, atol=1e-4)
+
+
+@pytest.mark.parametrize("m", [1, 4])
+def test_skinny_matmul_propagates_nan_and_inf(isa, m, rng):
+    """NaN in A[i, p] makes row i NaN, NaN in B[p, j] column j; inf times an exact 0 is NaN too (no zero of
+    A or B is skipped), inf otherwise stays ±inf: C has NaN exactly where the float64 product has."""
+    k, n = 37, 70
+    a, b = rand(rng, m, k), rand(rng, k, n)
+    a[0, 3] = np.nan
+    b[5, 66] = np.nan
+    a[m - 1, 7], b[7, :9] = np.inf, 0.0  # inf·0: NaN in C[m-1, :9]
+    b[11, 20] = -np.inf
+    with np.errstate(invalid="ignore"):
+        expected, forms = np.matmul(a.astype(np.float64), b), skinny_forms(a, b)
+    for form, c, _ in forms:
+        np.testing.assert_array_equal(np.isnan(c), np.isnan(expected), err_msg=form)
+        np.testing.assert_array_equal(np.isinf(c), np.isinf(expected), err_msg=form)
+
+
 # ---------------------------------------------------------------- fused row kernels
 ROW_SHAPES = [(1,), (7,), (3, 63), (2, 5, 65), (4, 127), (2, 1024)]
 

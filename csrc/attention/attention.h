@@ -47,9 +47,6 @@ struct AttnShape {
 inline constexpr Index kBlockQ = 128;
 inline constexpr Index kBlockK = 128;
 
-// Floats in the 16-column panels of a k × n matrix (simd::pack_b_panels).
-inline Index panel_floats(Index k, Index n) { return k * ((n + 15) / 16 * 16); }
-
 // Causal limit and mask on a transposed score tile st[r][c] (key j0 + r, query i0 + c): keys past the
 // causal limit become -inf, the rest go through the mask (AttnMask::apply). Only called for tiles that need it.
 inline void mask_tile(const AttnShape& s, const AttnMask& mask, Index b, Index h, Index i0, Index nq, Index j0,

@@ -4,7 +4,7 @@
 // FlashAttention-2 loop order (Dao, 2023, Alg. 2): the outer loop is over blocks of kBlockK keys, so a
 // task owns its rows of dK and dV; the inner loop walks the query blocks that can see those keys. Per
 // (query block, key block) pair, five small matrix products on the register-tiled micro-kernel
-// (simd::gemm_tile_packed_b; score tiles held transposed, st[key][query]):
+// (gemm_tile_packed_b, csrc/matmul/micro_kernel.h; score tiles held transposed, st[key][query]):
 //   Sᵀ = K_blk (scale·Q_blk)ᵀ,  dV_blk += Pᵀ dO_blk,  dPᵀ = V_blk dO_blkᵀ,  dK_blk += dSᵀ Q_blk,  dQ_blk += dS K_blk
 // (scale folded into dS). Every B operand is packed into 16-column panels once: the four views of a query
 // block (scale·Qᵀ, dOᵀ, dO, Q) in a parallel pre-pass that also computes Δ, K_blk by the task that owns
@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "attention/attention.h"
+#include "matmul/micro_kernel.h"
 #include "simd.h"
 
 namespace minitx {
@@ -61,7 +62,7 @@ static void backward_key_block(const AttnShape& s, const BwdHead& t, const AttnM
     std::fill(dv, dv + nk * s.Dv, 0.f);
     const float* kb = t.k + j0 * s.D;
     const float* vb = t.v + j0 * s.Dv;
-    simd::pack_b_panels(nk, s.D, kb, s.D, 1, 1.f, kp.data());
+    pack_b_panels(nk, s.D, kb, s.D, 1, 1.f, kp.data());
     const PackedQueries& pq = *t.packed;
     for (Index i0 = 0; i0 < s.Lq; i0 += kBlockQ) {
         const Index nq = std::min(kBlockQ, s.Lq - i0);
@@ -69,19 +70,17 @@ static void backward_key_block(const AttnShape& s, const BwdHead& t, const AttnM
         const Index blk = t.block0 + i0 / kBlockQ;
         for (Index c = 0; c < nq; ++c) shift[c] = t.lse[i0 + c] == -INFINITY ? INFINITY : t.lse[i0 + c];
         // P (transposed) = exp(S + bias - lse)
-        simd::gemm_tile_packed_b(nk, nq, s.D, kb, s.D, 1, pq.qt + blk * pq.qt_stride, st.data(), kBlockQ, false);
+        gemm_tile_packed_b(nk, nq, s.D, kb, s.D, 1, pq.qt + blk * pq.qt_stride, st.data(), kBlockQ, false);
         if (tile_needs_mask(s, mask, i0, j0, nk)) mask_tile(s, mask, b, h, i0, nq, j0, nk, st.data());
         simd::exp_sub_cols(st.data(), nk, nq, kBlockQ, shift.data());
         // dV += Pᵀ dO;  dPᵀ = V dOᵀ
-        simd::gemm_tile_packed_b(nk, s.Dv, nq, st.data(), kBlockQ, 1, pq.dout + blk * pq.dout_stride, dv, s.Dv,
-                                 true);
-        simd::gemm_tile_packed_b(nk, nq, s.Dv, vb, s.Dv, 1, pq.dot + blk * pq.dot_stride, dpt.data(), kBlockQ,
-                                 false);
+        gemm_tile_packed_b(nk, s.Dv, nq, st.data(), kBlockQ, 1, pq.dout + blk * pq.dout_stride, dv, s.Dv, true);
+        gemm_tile_packed_b(nk, nq, s.Dv, vb, s.Dv, 1, pq.dot + blk * pq.dot_stride, dpt.data(), kBlockQ, false);
         // dSᵀ = scale · P ∘ (dPᵀ - Δ)
         simd::softmax_grad_cols(dpt.data(), st.data(), nk, nq, kBlockQ, t.delta + i0, s.scale);
         // dK += dSᵀ Q;  dQ += dS K
-        simd::gemm_tile_packed_b(nk, s.D, nq, dpt.data(), kBlockQ, 1, pq.q + blk * pq.q_stride, dk, s.D, true);
-        simd::gemm_tile_packed_b(nq, s.D, nk, dpt.data(), 1, kBlockQ, kp.data(), t.dq + i0 * s.D, s.D, true);
+        gemm_tile_packed_b(nk, s.D, nq, dpt.data(), kBlockQ, 1, pq.q + blk * pq.q_stride, dk, s.D, true);
+        gemm_tile_packed_b(nq, s.D, nk, dpt.data(), 1, kBlockQ, kp.data(), t.dq + i0 * s.D, s.D, true);
     }
 }
 
@@ -105,10 +104,10 @@ void flash_attention_backward(const AttnShape& s, const float* dout, const float
         const Index r0 = bh * s.Lq + i0;
         const float *qb = q + r0 * s.D, *db = dout + r0 * s.Dv;
         for (Index r = r0; r < r0 + nq; ++r) delta[r] = simd::dot(dout + r * s.Dv, out + r * s.Dv, s.Dv);
-        simd::pack_b_panels(s.D, nq, qb, 1, s.D, s.scale, packed.qt + blk * packed.qt_stride);
-        simd::pack_b_panels(s.Dv, nq, db, 1, s.Dv, 1.f, packed.dot + blk * packed.dot_stride);
-        simd::pack_b_panels(nq, s.Dv, db, s.Dv, 1, 1.f, packed.dout + blk * packed.dout_stride);
-        simd::pack_b_panels(nq, s.D, qb, s.D, 1, 1.f, packed.q + blk * packed.q_stride);
+        pack_b_panels(s.D, nq, qb, 1, s.D, s.scale, packed.qt + blk * packed.qt_stride);
+        pack_b_panels(s.Dv, nq, db, 1, s.Dv, 1.f, packed.dot + blk * packed.dot_stride);
+        pack_b_panels(nq, s.Dv, db, s.Dv, 1, 1.f, packed.dout + blk * packed.dout_stride);
+        pack_b_panels(nq, s.D, qb, s.D, 1, 1.f, packed.q + blk * packed.q_stride);
     }, max_threads);
     // dQ rows are hit by every key block: worker 0 adds into dq, worker w > 0 into its own copy; each
     // zeroes its buffer at its first task (in parallel), and the copies are summed last.

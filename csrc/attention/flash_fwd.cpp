@@ -2,9 +2,10 @@
 // A block of kBlockQ queries streams K/V in tiles of kBlockK keys with an online softmax: a running max
 // m, running sum l and unnormalised accumulator acc per query, rescaled by exp(m_old - m_new) whenever a
 // tile raises the max (Milakov & Gimelshein, 2018; Dao et al., 2022, Alg. 1; FlashAttention-2 loop order).
-// Each tile is two small matrix products on the register-tiled micro-kernel (simd::gemm_tile_packed_b):
+// Each tile is two small matrix products on the register-tiled micro-kernel (gemm_tile_packed_b in
+// csrc/matmul/micro_kernel.h, shared with the matmul ladder):
 //   Sᵀ = K_tile · (scale·Q_blk)ᵀ   (kBlockK × kBlockQ),   acc += P · V_tile   (P read transposed, no copy)
-// Their B operands are packed into 16-column panels (simd::pack_b_panels) so each micro-kernel step reads
+// Their B operands are packed into 16-column panels (pack_b_panels) so each micro-kernel step reads
 // one contiguous 64-byte row: (scale·Q_blk)ᵀ once per query block, every V tile once per call (a parallel
 // pre-pass into the calling thread's Scratch; packing V per (query block, tile) pair was 6% of the time).
 // The only extra memory is one score tile and the packed panels; out = acc / l and lse = m + log l are kept
@@ -20,6 +21,7 @@
 #include <vector>
 
 #include "attention/attention.h"
+#include "matmul/micro_kernel.h"
 #include "simd.h"
 
 namespace minitx {
@@ -30,17 +32,17 @@ static void forward_block(const AttnShape& s, const float* qh, const float* kh, 
                           Index b, Index h, Index i0, Index nq, float* outh, float* lseh) {
     std::vector<float> qp(s.D * kBlockQ), st(kBlockK * kBlockQ), acc(kBlockQ * s.Dv, 0.f);
     std::vector<float> m(kBlockQ, -INFINITY), l(kBlockQ, 0.f), corr(kBlockQ);
-    simd::pack_b_panels(s.D, nq, qh + i0 * s.D, 1, s.D, s.scale, qp.data());  // (scale·Q_blk)ᵀ, once per block
+    pack_b_panels(s.D, nq, qh + i0 * s.D, 1, s.D, s.scale, qp.data());  // (scale·Q_blk)ᵀ, once per block
     const Index n_keys = s.keys_visible(i0 + nq - 1);  // the last query of the block sees the most keys
     for (Index j0 = 0; j0 < n_keys; j0 += kBlockK) {
         const Index nk = std::min(kBlockK, n_keys - j0);
-        simd::gemm_tile_packed_b(nk, nq, s.D, kh + j0 * s.D, s.D, 1, qp.data(), st.data(), kBlockQ, false);
+        gemm_tile_packed_b(nk, nq, s.D, kh + j0 * s.D, s.D, 1, qp.data(), st.data(), kBlockQ, false);
         if (tile_needs_mask(s, mask, i0, j0, nk)) mask_tile(s, mask, b, h, i0, nq, j0, nk, st.data());
         simd::online_softmax_cols(st.data(), nk, nq, kBlockQ, m.data(), l.data(), corr.data());
         for (Index c = 0; c < nq; ++c)
             if (corr[c] != 1.f) simd::scale(acc.data() + c * s.Dv, corr[c], s.Dv);
         const float* v_tile = vp + (j0 / kBlockK) * panel_floats(kBlockK, s.Dv);
-        simd::gemm_tile_packed_b(nq, s.Dv, nk, st.data(), 1, kBlockQ, v_tile, acc.data(), s.Dv, true);
+        gemm_tile_packed_b(nq, s.Dv, nk, st.data(), 1, kBlockQ, v_tile, acc.data(), s.Dv, true);
     }
     for (Index c = 0; c < nq; ++c) {
         float* out_i = outh + (i0 + c) * s.Dv;
@@ -65,8 +67,8 @@ void flash_attention_forward(const AttnShape& s, const float* q, const float* k,
     Scratch v_packed(heads * k_tiles * tile_floats);
     parallel_for(heads * k_tiles, [&](Index t) {
         const Index bh = t / k_tiles, j0 = (t % k_tiles) * kBlockK;
-        simd::pack_b_panels(std::min(kBlockK, s.Lk - j0), s.Dv, v + (bh * s.Lk + j0) * s.Dv, s.Dv, 1, 1.f,
-                            v_packed.data() + t * tile_floats);
+        pack_b_panels(std::min(kBlockK, s.Lk - j0), s.Dv, v + (bh * s.Lk + j0) * s.Dv, s.Dv, 1, 1.f,
+                      v_packed.data() + t * tile_floats);
     }, max_threads);
     parallel_for(heads * q_blocks, [&](Index task) {
         const Index bh = task / q_blocks, i0 = (task % q_blocks) * kBlockQ;

@@ -17,11 +17,4 @@ enum class GeluForm { Erf, Tanh };
 void gelu_forward(const float* x, float* y, Index size, GeluForm form);
 void gelu_backward(const float* dy, const float* x, float* dx, Index size, GeluForm form);
 
-// Rows are split over threads only when there is enough work (rows·n elements): body(r0, r1) gets a
-// range of rows. The _worker form also passes the worker index in [0, for_rows_workers(rows, n)), for
-// per-thread accumulators (layer norm's dw, db).
-void for_rows(Index rows, Index n, const std::function<void(Index, Index)>& body);
-int for_rows_workers(Index rows, Index n);
-void for_rows_worker(Index rows, Index n, const std::function<void(Index, Index, int)>& body);
-
 }  // namespace minitx

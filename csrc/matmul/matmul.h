@@ -21,6 +21,13 @@ void gemm_v2_blocked(Index M, Index N, Index K, MatRef A, MatRef B, float* C);
 void gemm_v3_packed(Index M, Index N, Index K, MatRef A, MatRef B, float* C);
 void gemm_v4_threads(Index M, Index N, Index K, MatRef A, MatRef B, float* C);
 
+// Skinny products (csrc/matmul/skinny.cpp): M <= kSkinnyMaxRows, each weight read once, in place, no packing.
+// They fit when B is row-major (B.cs = 1: the nn form) or stored (N, K) row-major with A row-major (B.rs = 1,
+// A.cs = 1: the nt form, x @ Wᵀ). v4 takes this path for them; `threads` splits N over the pool.
+inline constexpr Index kSkinnyMaxRows = 16;
+bool skinny_fits(Index M, MatRef A, MatRef B);
+void gemm_skinny(Index M, Index N, Index K, MatRef A, MatRef B, float* C, bool threads);
+
 constexpr int kMatmulVersions = 5;
 constexpr int kDefaultMatmulVersion = 4;
 

@@ -6,6 +6,8 @@
 // to the other core, spinning ~3 ms between back-to-back calls): spawning a thread per call cost its
 // ~2 MB of packing buffers (allocated, zeroed, page-faulted) every time and let the scheduler queue it
 // behind the caller on one core.
+// Products with at most 16 rows (a decoder step) take the skinny path instead (csrc/matmul/skinny.cpp):
+// packing would copy the whole of B to use each element a few times.
 // Threads: 2 by default, MINITX_NUM_THREADS or minitx.kernels.set_num_threads(n). Benchmarks limit
 // OpenBLAS to its own threads with threadpoolctl so the two pools do not oversubscribe the cores.
 // Speed: benchmarks/results/matmul.json.
@@ -24,7 +26,14 @@ static bool worth_threads(Index M, Index N, Index K) {
     return num_threads() > 1 && 2.0 * double(M) * double(N) * double(K) >= kParallelFlops;
 }
 
+// One product on the calling thread (a member of a batch spread over the threads).
+static void gemm_one_thread(Index M, Index N, Index K, MatRef A, MatRef B, float* C) {
+    if (skinny_fits(M, A, B)) return gemm_skinny(M, N, K, A, B, C, false);
+    gemm_v3_packed(M, N, K, A, B, C);
+}
+
 void gemm_v4_threads(Index M, Index N, Index K, MatRef A, MatRef B, float* C) {
+    if (skinny_fits(M, A, B)) return gemm_skinny(M, N, K, A, B, C, true);
     if (!worth_threads(M, N, K)) return gemm_v3_packed(M, N, K, A, B, C);
     const Index T = num_threads();
     const bool split_columns = N >= 32 * T;
@@ -50,7 +59,7 @@ void gemm_batched(int version, Index batch, Index M, Index N, Index K, const flo
         fn(M, N, K, MatRef{A + a_off[b], rsa, csa}, MatRef{B + b_off[b], rsb, csb}, C + b * M * N);
     };
     if (version == 4 && batch >= num_threads() && worth_threads(M * batch, N, K)) {
-        parallel_for(batch, [&](Index b) { one(gemm_v3_packed, b); });
+        parallel_for(batch, [&](Index b) { one(gemm_one_thread, b); });
         return;
     }
     for (Index b = 0; b < batch; ++b) one(kRungs[version], b);

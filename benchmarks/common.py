@@ -43,13 +43,13 @@ def interleaved_medians(fns, repeats=5, warmup=1, max_repeats=None):
     return {name: statistics.median(t) for name, t in times.items()}
 
 
-def block_medians(fns, rounds=3, block=5, warmup=1, settle=0.15, max_blocks=None):
-    """Median wall time (seconds) of each fn in the dict `fns`, timed in blocks: every round runs, for each
-    contender in turn, a pause of `settle` seconds, `warmup` untimed calls and `block` timed back-to-back
-    calls. The pause lets the previous contender's thread pool go to sleep (OpenBLAS's and OpenMP's workers
-    spin for ~50-100 ms after a call and would steal a core from the next contender); the rounds spread
-    every contender over the same slow and fast phases of a shared machine. `max_blocks` (name -> (rounds,
-    block)) caps slow contenders."""
+def block_times(fns, rounds=3, block=5, warmup=1, settle=0.15, max_blocks=None):
+    """Wall times (seconds, a list per name) of each fn in the dict `fns`, timed in blocks: every round runs,
+    for each contender in turn, a pause of `settle` seconds, `warmup` untimed calls and `block` timed
+    back-to-back calls. The pause lets the previous contender's thread pool go to sleep (OpenBLAS's and
+    OpenMP's workers spin for ~50-100 ms after a call and would steal a core from the next contender); the
+    rounds spread every contender over the same slow and fast phases of a shared machine. `max_blocks`
+    (name -> (rounds, block)) caps slow contenders."""
     max_blocks = max_blocks or {}
     times = {name: [] for name in fns}
     for r in range(rounds):
@@ -64,6 +64,12 @@ def block_medians(fns, rounds=3, block=5, warmup=1, settle=0.15, max_blocks=None
                 start = time.perf_counter()
                 fn()
                 times[name].append(time.perf_counter() - start)
+    return times
+
+
+def block_medians(fns, rounds=3, block=5, warmup=1, settle=0.15, max_blocks=None):
+    """Median wall time (seconds) of each fn in the dict `fns`, timed as in block_times."""
+    times = block_times(fns, rounds, block, warmup, settle, max_blocks)
     return {name: statistics.median(t) for name, t in times.items()}
 
 

@@ -11,7 +11,7 @@
 //     C[i, n] = Σ_p A[i, p] · W[n, p], of 2 rows of A with 4 rows of W (1 with 8 for M = 1) in 8 ymm
 //     accumulators, vectorised over K and summed across lanes at the end. The block of 8 rows of W stays
 //     in L1 for the next rows of A; the rows of A (M·K floats) stay in L1/L2.
-// Threads split N, one chunk each, when the weights are large enough to pay for waking a worker.
+// Threads split N into chunks when the weights are large enough to pay for waking a worker.
 // No zero is skipped: a NaN or inf in A or B reaches every output it touches, as in NumPy.
 // Speed: benchmarks/results/matmul.json ("skinny").
 // Reference: minitx/backends/numpy_ref.py::matmul / matmul_nt
@@ -176,8 +176,11 @@ static void skinny_columns(Index M, Index N, Index K, MatRef A, MatRef B, float*
 
 void gemm_skinny(Index M, Index N, Index K, MatRef A, MatRef B, float* C, bool threads) {
     if (M == 0 || N == 0) return;
+    // Up to 4 chunks per thread, each at least kParallelWeights, taken from the pool's shared counter: a
+    // thread that the OS holds back (another process on its core) leaves its later chunks to the others.
     const Index T = threads && K * N >= kParallelWeights ? num_threads() : 1;
-    const Index align = 64, chunk = ((N + T - 1) / T + align - 1) / align * align;
+    const Index tasks = T == 1 ? 1 : std::max(T, std::min(4 * T, K * N / kParallelWeights));
+    const Index align = 64, chunk = ((N + tasks - 1) / tasks + align - 1) / align * align;
     const Index n_chunks = (N + chunk - 1) / chunk;
     parallel_for(n_chunks, [&](Index t) {  // column j of C: column j of B (nn), row j of W (nt)
         const Index lo = t * chunk, len = std::min(chunk, N - lo);

@@ -1,6 +1,7 @@
-"""Run the minitx kernel benchmarks and write benchmarks/results/*.json + *.png.
+"""Run the minitx benchmarks (the kernels, then GPT-2 generation and a BERT-mini training step against HF
+transformers) and write benchmarks/results/*.json + *.png.
 
-    python benchmarks/run_all.py [--quick] [--only matmul attention fused binding]
+    python benchmarks/run_all.py [--quick] [--only matmul attention fused binding generate]
 
 ``minitx bench`` calls this. Numbers are medians of repeats after a warm-up, every contender measured
 side by side in one run, with NumPy's OpenBLAS and torch limited to minitx's thread count
@@ -14,7 +15,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 BENCHMARKS = {"matmul": "bench_matmul", "attention": "bench_attention", "fused": "bench_fused",
-              "binding": "bench_binding_overhead"}
+              "binding": "bench_binding_overhead", "generate": "bench_generate"}
 
 
 def build_parser():

@@ -1,5 +1,8 @@
 """generate(): logits processors equal HF's, KV cache and left padding change nothing, sampling is seeded, and
 greedy / beam search give token-for-token the same output as HF ``generate`` on the same tiny random GPT-2."""
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -316,3 +319,20 @@ def test_preallocated_cache_gives_the_no_cache_logits_at_every_step(minitx_gpt2)
         new = np.argmax(got, axis=-1)[:, None]
         ids, mask = np.concatenate([ids, new], axis=1), np.concatenate([mask, np.ones_like(new)], axis=1)
         positions = np.concatenate([positions, positions[:, -1:] + 1], axis=1)
+
+
+# ----------------------------------------------------------------------------- the benchmark script, smoke
+def test_generation_benchmark_quick_run_writes_its_results(tmp_path, monkeypatch):
+    """benchmarks/bench_generate.py --quick on its micro model: minitx and HF agree on every token (the script
+    asserts it) and the JSON has a row per decoding x batch plus the training step."""
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import bench_generate
+    import common
+
+    monkeypatch.setattr(common, "RESULTS", tmp_path)
+    monkeypatch.setattr(bench_generate, "PAUSE_S", 0.0)
+    bench_generate.main(quick=True)
+    results = json.loads((tmp_path / "generate.json").read_text())
+    assert len(results["generation"]) == len(bench_generate.DECODINGS) * len(bench_generate.BATCHES)
+    assert all(row["minitx"]["best_tokens_per_s"] > 0 for row in results["generation"])
+    assert results["bert_training"]["minitx"]["best_ms"] > 0 and (tmp_path / "generate.png").exists()

@@ -15,7 +15,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 BENCHMARKS = {"matmul": "bench_matmul", "attention": "bench_attention", "fused": "bench_fused",
-              "binding": "bench_binding_overhead", "generate": "bench_generate"}
+              "binding": "bench_binding_overhead", "generate": "bench_generate", "distributed": "bench_distributed"}
 
 
 def build_parser():

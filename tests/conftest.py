@@ -58,3 +58,15 @@ def path(request):
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m deselects: the markers added here select
+def pytest_collection_modifyitems(items):
+    """A test module may place homework markers per case, after parametrization (so fixture parameters such as
+    ``path`` count): its ``homework_marker(item)`` returns a marker name, several, or None."""
+    for item in items:
+        rule = getattr(getattr(item, "module", None), "homework_marker", None)
+        if rule is not None and hasattr(item, "callspec"):
+            names = rule(item) or ()
+            for name in [names] if isinstance(names, str) else names:
+                item.add_marker(name)

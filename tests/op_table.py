@@ -103,7 +103,8 @@ class OpInfo:
     tol: dict = field(default_factory=dict)  # assert_close_to_torch tolerance overrides for every sample
     differentiable: bool = True
     grad_inputs: tuple | None = None  # indices of the inputs that get gradients; None: every floating array
-    marker: str | None = None  # the homework whose tests these are (pytest -m <marker>)
+    marker: str | None = None  # the homework whose code this op runs (pytest -m <marker>; see homework_reaches)
+    reaches: Callable | None = None  # (sample) -> bool: does it run the homework code? None: every sample does
     noncontiguous: bool = True  # add the non-contiguous copy of the first sample
     error_inputs: tuple = ()
 
@@ -417,12 +418,17 @@ def softmax_samples(dtype, rng):
 SOFTMAX_ERRORS = (ErrorInput("dim5", (X3,), dict(dim=5), IndexError),) + _int64_refused(dim=-1)
 
 
-def softmax_rows(name: str, marker: str) -> tuple:
+def nonempty(sample: SampleInput) -> bool:
+    """Softmax of a size-0 input returns before any kernel runs."""
+    return all(a.size for a in sample.inputs if isinstance(a, np.ndarray))
+
+
+def softmax_rows(name: str, marker: str | None) -> tuple:
     """F.<name> and the Tensor method: one maker, two spellings."""
     return (OpInfo(name, op=lambda x, dim: getattr(F, name)(x, dim), ref=lambda x, dim: getattr(TF, name)(x, dim),
-                   sample_inputs=softmax_samples, marker=marker, error_inputs=SOFTMAX_ERRORS),
+                   sample_inputs=softmax_samples, marker=marker, reaches=nonempty, error_inputs=SOFTMAX_ERRORS),
             OpInfo(f"Tensor.{name}", op=lambda x, dim: getattr(x, name)(dim), sample_inputs=softmax_samples,
-                   marker=marker, error_inputs=SOFTMAX_ERRORS))
+                   marker=marker, reaches=nonempty, error_inputs=SOFTMAX_ERRORS))
 
 
 def layer_norm_samples(dtype, rng):
@@ -567,17 +573,24 @@ SDPA_ERRORS = (
 
 
 # ---------------------------------------------------------------------------------------------- the table
-def _binary_row(name, fn) -> OpInfo:
-    return OpInfo(name, fn, binary_samples, dtypes=NUMERIC, marker="hw1_autograd")
+def _binary_row(name, fn, **kw) -> OpInfo:
+    return OpInfo(name, fn, binary_samples, dtypes=NUMERIC, marker="hw1_autograd", **kw)
 
 
-def _unary_row(name, op, ref, samples, dtypes=NUMERIC, **kw) -> OpInfo:
-    return OpInfo(name, op, samples, ref=ref, dtypes=dtypes, marker="hw1_autograd", **kw)
+def _unary_row(name, op, ref, samples, dtypes=NUMERIC, marker="hw1_autograd", **kw) -> OpInfo:
+    return OpInfo(name, op, samples, ref=ref, dtypes=dtypes, marker=marker, **kw)
 
 
-def _reduction_row(name, samples, **kw) -> OpInfo:
+def _reduction_row(name, samples, marker="hw1_autograd", **kw) -> OpInfo:
     return OpInfo(name, lambda x, dim, keepdim, **extra: getattr(x, name)(dim, keepdim=keepdim, **extra), samples,
-                  marker="hw1_autograd", **kw)
+                  marker=marker, **kw)
+
+
+def broadcasts(sample: SampleInput) -> bool:
+    """Add/sub run homework code (unbroadcast's reduction) only when an operand is broadcast: shapes differ, or
+    one operand is a Python number."""
+    arrays = [a for a in sample.inputs if isinstance(a, np.ndarray)]
+    return len(arrays) < len(sample.inputs) or len({a.shape for a in arrays}) > 1
 
 
 def _random_row(name, op, *cases, dtypes=ANY, **kw) -> OpInfo:
@@ -587,27 +600,29 @@ def _random_row(name, op, *cases, dtypes=ANY, **kw) -> OpInfo:
 
 OP_TABLE = (
     # -------- arithmetic (int64: torch's promotion — int * 2.5 and int / 2 are float32, int + 2 stays int64)
-    _binary_row("add", lambda x, y: x + y),
-    _binary_row("sub", lambda x, y: x - y),
+    # add/sub: their backward is given, but reducing a broadcast gradient is unbroadcast (homework 1)
+    _binary_row("add", lambda x, y: x + y, reaches=broadcasts),
+    _binary_row("sub", lambda x, y: x - y, reaches=broadcasts),
     _binary_row("mul", lambda x, y: x * y),
     _binary_row("div", lambda x, y: x / y),
     OpInfo("pow", lambda x, y: x ** y, pow_samples, dtypes=NUMERIC, marker="hw1_autograd"),
     OpInfo("Tensor.pow", lambda x, y: x.pow(y), pow_samples, dtypes=NUMERIC, marker="hw1_autograd"),
     _unary_row("rpow", lambda x: 2.0 ** x, None, unary_samples()),
-    _unary_row("neg", lambda x: -x, None, unary_samples()),
+    _unary_row("neg", lambda x: -x, None, unary_samples(), marker=None),  # backward given (not homework)
     # -------- unary maths: exp/log/sqrt/tanh/sigmoid of int64 are float32, abs/relu of int64 stay int64
     _unary_row("exp", lambda x: x.exp(), torch.exp, unary_samples()),
     _unary_row("log", lambda x: x.log(), torch.log, unary_samples("positive")),
     _unary_row("sqrt", lambda x: x.sqrt(), torch.sqrt, unary_samples("positive")),
-    _unary_row("abs", lambda x: x.abs(), torch.abs, unary_samples("away_from_zero")),
+    _unary_row("abs", lambda x: x.abs(), torch.abs, unary_samples("away_from_zero"), marker=None),
     _unary_row("tanh", lambda x: x.tanh(), torch.tanh, unary_samples(scale=3.0)),
     _unary_row("sigmoid", lambda x: x.sigmoid(), torch.sigmoid,
                unary_samples(scale=3.0, extra=[("saturated", [-100.0, -30.0, 30.0, 100.0])])),
-    _unary_row("relu", F.relu, TF.relu, unary_samples("away_from_zero")),
+    _unary_row("relu", F.relu, TF.relu, unary_samples("away_from_zero"), marker=None),
     # erf is a Chebyshev fit with error < 1.2e-7 (numpy_ref.erf), ~1 float32 ulp of Φ(x) <= 1: default tolerance.
-    _unary_row("gelu", F.gelu, TF.gelu, unary_samples(scale=3.0), dtypes=FLOATS, error_inputs=_int64_refused()),
+    _unary_row("gelu", F.gelu, TF.gelu, unary_samples(scale=3.0), dtypes=FLOATS, marker=None,
+               error_inputs=_int64_refused()),
     _unary_row("gelu_tanh", lambda x: F.gelu(x, approximate="tanh"), lambda x: TF.gelu(x, approximate="tanh"),
-               unary_samples(scale=3.0), dtypes=FLOATS, error_inputs=_int64_refused()),
+               unary_samples(scale=3.0), dtypes=FLOATS, marker=None, error_inputs=_int64_refused()),
     _unary_row("mx.exp_log_sqrt_tanh_sigmoid_abs", lambda x: mx.abs(mx.tanh(mx.sigmoid(mx.sqrt(mx.log(mx.exp(x)))))),
                lambda x: torch.abs(torch.tanh(torch.sigmoid(torch.sqrt(torch.log(torch.exp(x)))))),
                unary_samples("positive"), dtypes=FLOATS),
@@ -616,7 +631,7 @@ OP_TABLE = (
                    error_inputs=(ErrorInput("dim5", (X3,), dict(dim=5, keepdim=False), IndexError),)),
     _reduction_row("mean", reduction_samples, error_inputs=(
         ErrorInput("int64", (np.arange(6),), dict(dim=None, keepdim=False), RuntimeError),)),
-    _reduction_row("var", var_samples, error_inputs=(
+    _reduction_row("var", var_samples, marker=None, error_inputs=(
         ErrorInput("int64", (np.arange(6),), dict(dim=None, keepdim=False), RuntimeError),)),
     extremum_row("max"),
     extremum_row("min"),
@@ -682,7 +697,7 @@ OP_TABLE = (
     OpInfo("masked_fill", lambda x, mask, value: x.masked_fill(mask, value), masked_fill_samples, grad_inputs=(0,)),
     # -------- nn ops
     *softmax_rows("softmax", "hw2_softmax_layernorm"),
-    *softmax_rows("log_softmax", "hw2_softmax_layernorm"),
+    *softmax_rows("log_softmax", None),  # its reference kernel is given (not homework 2's softmax)
     OpInfo("layer_norm", lambda x, *wb, normalized_shape, eps=1e-5: F.layer_norm(x, normalized_shape, *wb, eps=eps),
            layer_norm_samples, marker="hw2_softmax_layernorm", error_inputs=_int64_refused(normalized_shape=3),
            ref=lambda x, *wb, normalized_shape, eps=1e-5: TF.layer_norm(x, _as_shape(normalized_shape), *wb, eps=eps)),

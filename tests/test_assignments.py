@@ -196,10 +196,13 @@ def test_grade_scores_the_student_copy_and_the_solution(toy_repo, tmp_path):
         ("hw_grad", 1, 0, 4.0, "ok"), ("hw_softmax", 3, 0, 6.0, "ok")]
     table = score_table(after)
     assert "hw_softmax" in table and table.splitlines()[-1].split()[:4] == ["total", "10.00", "/", "10"]
+    assert "    toy/ops.py: square_grad, softmax" in table  # the functions of the task's files (from the markers)
     report = scores_to_json(after)
     assert report["total"] == {"score": 10.0, "points": 10}
+    assert report["tasks"][1].pop("seconds") >= 0
     assert report["tasks"][1] == {"task": "hw_softmax", "marker": "hw_softmax", "passed": 3, "failed": 0,
-                                  "skipped": 0, "not_implemented": 0, "points": 6, "score": 6.0, "status": "ok"}
+                                  "skipped": 0, "not_implemented": 0, "points": 6, "score": 6.0, "status": "ok",
+                                  "functions": {"toy/ops.py": ["square_grad", "softmax"]}}
 
 
 def test_cli_make_and_grade_write_json(toy_repo, tmp_path, monkeypatch, capsys):

@@ -30,8 +30,18 @@ def ids_batch(seed=0, shape=(2, 7), vocab=60):
     return np.random.default_rng(seed).integers(1, vocab, shape)
 
 
-@pytest.mark.hw2_softmax_layernorm
-@pytest.mark.hw3_attention
+# Homeworks 2 and 3 are the NumPy reference kernels: with the "cpp" backend these tests run the C++ kernels and
+# never reach them, so only the "numpy" cases carry the markers (added by conftest.py through homework_marker).
+NUMPY_BACKEND_HOMEWORK = {"test_gpt2_kv_cache_matches_full_forward": ("hw2_softmax_layernorm", "hw3_attention"),
+                          "test_bert_head_losses": ("hw2_softmax_layernorm", "hw3_attention")}
+
+
+def homework_marker(item):
+    if item.callspec.params.get("backend_name") == "numpy":
+        return NUMPY_BACKEND_HOMEWORK.get(item.originalname)
+    return None
+
+
 def test_gpt2_kv_cache_matches_full_forward(backend_name):
     minitx.manual_seed(0)
     model = GPT2LMHeadModel(GPT2Config(**GPT2)).eval()
@@ -88,8 +98,6 @@ def test_inputs_may_be_numpy_lists_or_tensors():
         model(ids.astype(np.float32))
 
 
-@pytest.mark.hw2_softmax_layernorm
-@pytest.mark.hw3_attention
 def test_bert_head_losses(backend_name):
     minitx.manual_seed(4)
     ids = ids_batch(4)

@@ -45,6 +45,17 @@ class Tiny(nn.Module):
         return self.head(self.blocks[1](self.blocks[0](self.fc(x))))
 
 
+# Homeworks 2 and 3 are the NumPy reference kernels: with the "cpp" backend these tests run the C++ kernels and
+# never reach them, so only the "numpy" cases carry the markers (added by conftest.py through homework_marker).
+NUMPY_BACKEND_HOMEWORK = {"test_kv_cache_incremental_equals_full_forward": ("hw2_softmax_layernorm", "hw3_attention")}
+
+
+def homework_marker(item):
+    if item.callspec.params.get("backend_name") == "numpy":
+        return NUMPY_BACKEND_HOMEWORK.get(item.originalname)
+    return None
+
+
 def test_module_registration_and_names():
     m = Tiny()
     names = [n for n, _ in m.named_parameters()]
@@ -231,8 +242,6 @@ def test_multihead_attention_matches_torch(case, backend_name):
     np.testing.assert_allclose(ours.query.weight.grad.numpy(), t2n(theirs.in_proj_weight.grad[:8]), atol=1e-4)
 
 
-@pytest.mark.hw2_softmax_layernorm
-@pytest.mark.hw3_attention
 def test_kv_cache_incremental_equals_full_forward(backend_name):
     minitx.manual_seed(0)
     layer = nn.TransformerEncoderLayer(8, 2, 16, dropout=0.0, norm_first=True).eval()

@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
-from minitx.assignments.grade import grade, score_table, write_json
+from minitx.assignments.grade import GradingError, grade, score_table, write_json
 from minitx.assignments.markers import find_blocks, language_of
 from minitx.assignments.student import make_student_copy
 from minitx.assignments.tasks import TASKS
@@ -26,15 +27,38 @@ def make_command(args) -> int:
     copy = make_student_copy(args.repo or default_repo_root(), args.out, task_ids=_task_list(args.tasks),
                              overwrite=args.force)
     print(f"wrote {len(copy.files)} files to {copy.out_dir}: {copy.num_stubs} solution blocks stubbed in "
-          f"{len(copy.stubs)} files, {len(copy.hidden)} hidden test files left out")
+          f"{len(copy.stubs)} files, {len(copy.hidden)} hidden test files and {len(copy.instructor_only)} "
+          f"instructor-only docs left out; README.md written for the student")
     for path, count in sorted(copy.stubs.items()):
         print(f"  {path}: {count}")
     return 0
 
 
+def solutions_repo(*candidates):
+    """The first checkout among ``candidates`` (default: the one minitx is imported from) that holds solution
+    blocks, to name each task's functions in the score table; None when none does (e.g. in a student copy)."""
+    for root in [c for c in candidates if c]:
+        root = Path(root)
+        for task in TASKS:
+            for relative in task.files:
+                path = root / relative
+                if path.is_file() and language_of(relative) and "SOLUTION" in path.read_text(encoding="utf-8") \
+                        and find_blocks(path.read_text(encoding="utf-8"), language_of(relative), relative):
+                    return root
+    return None
+
+
 def grade_command(args) -> int:
-    scores = grade(args.student_dir, task_ids=_task_list(args.tasks), reference=args.reference,
-                   timeout=args.timeout)
+    def progress(line):
+        print(line, file=sys.stderr, flush=True)
+
+    try:
+        scores = grade(args.student_dir, task_ids=_task_list(args.tasks), reference=args.reference,
+                       timeout=args.timeout, solutions=solutions_repo(args.reference, default_repo_root()),
+                       log=progress)
+    except GradingError as error:
+        print(f"minitx: error: {error}", file=sys.stderr, flush=True)
+        return 2
     print(score_table(scores))
     if args.json:
         write_json(scores, args.json)

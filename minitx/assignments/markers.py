@@ -93,6 +93,43 @@ def find_blocks(text: str, language: str, filename: str = "<string>") -> list:
     return blocks
 
 
+def block_owners(text: str, language: str, filename: str = "<string>") -> list:
+    """The function each solution block sits in, in block order: ``Mul.backward`` (enclosing classes and defs
+    joined by dots) in Python, the nearest function signature above the block in C++. What a student implements."""
+    blocks = find_blocks(text, language, filename)
+    if not blocks:
+        return []
+    if language == "python":
+        scopes = []  # (first line, last line, qualified name) of every def and class
+
+        def visit(node, prefix):
+            for child in ast.iter_child_nodes(node):
+                if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                    name = prefix + child.name
+                    scopes.append((child.lineno, child.end_lineno, name))
+                    visit(child, name + ".")
+                else:
+                    visit(child, prefix)
+
+        visit(ast.parse(text, filename=filename), "")
+        owners = []
+        for block in blocks:
+            inside = [s for s in scopes if s[0] < block.begin <= s[1]]
+            owners.append(max(inside, key=lambda s: s[0])[2] if inside else "<module>")
+        return owners
+    lines = text.split("\n")
+    signature = re.compile(r"^[A-Za-z_][\w:<>,*&\s]*?\b(?P<name>[A-Za-z_]\w*)\s*\(")
+    owners = []
+    for block in blocks:
+        found = next((m.group("name") for line in reversed(lines[:block.begin - 1])
+                      for m in [signature.match(line)] if m and m.group("name") not in _CPP_KEYWORDS), None)
+        owners.append(found or "<file scope>")
+    return owners
+
+
+_CPP_KEYWORDS = {"if", "for", "while", "switch", "return", "sizeof", "catch"}
+
+
 def _stub_line(block: SolutionBlock, language: str) -> str:
     if language == "python":
         literal = json.dumps(block.hint, ensure_ascii=False)  # a valid string literal in Python and in C++

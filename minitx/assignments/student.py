@@ -3,7 +3,9 @@
 What is copied: the files git knows (tracked, plus untracked ones that .gitignore does not exclude), or,
 outside a git checkout, every file; never ``.git``, build outputs or compiled extensions. Reference tests
 an instructor keeps from students live under a ``hidden`` folder (``tests/hidden/...``) and are left out;
-``grade(..., reference=repo)`` puts them back when scoring.
+``grade(..., reference=repo)`` puts them back when scoring. Instructor-only documentation (INSTRUCTOR_ONLY:
+the marker and grading guide) is left out too, and README.md is replaced by one written for the student
+(minitx/assignments/readme.py: start here, the tasks with their files and functions).
 """
 from __future__ import annotations
 
@@ -13,11 +15,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from minitx.assignments.markers import language_of, strip_solutions
+from minitx.assignments.readme import student_readme
 from minitx.assignments.tasks import TASKS, select_tasks
 
 SKIP_DIRS = {".git", "build", "dist", "__pycache__", ".pytest_cache", ".hypothesis", ".eggs", ".venv", "venv"}
 SKIP_SUFFIXES = (".so", ".pyd", ".dll", ".dylib", ".o", ".pyc")
 HIDDEN_DIR = "hidden"
+INSTRUCTOR_ONLY = ("docs/assignments.md",)  # how markers, student copies and grading work
+README = "README.md"
 
 
 @dataclass
@@ -28,6 +33,7 @@ class StudentCopy:
     files: list = field(default_factory=list)
     stubs: dict = field(default_factory=dict)       # relative path -> number of blocks replaced
     hidden: list = field(default_factory=list)
+    instructor_only: list = field(default_factory=list)  # docs left out of the copy
 
     @property
     def num_stubs(self) -> int:
@@ -72,12 +78,16 @@ def make_student_copy(repo_root, out_dir, task_ids=None, tasks=TASKS, overwrite=
         if not overwrite:
             raise FileExistsError(f"{out} is not empty; pass overwrite=True (--force) to replace it")
         shutil.rmtree(out)
-    only = None if task_ids is None else {f for task in select_tasks(task_ids, tasks) for f in task.files}
+    selected = select_tasks(task_ids, tasks)
+    only = None if task_ids is None else {f for task in selected for f in task.files}
 
     result, contents = StudentCopy(out), {}
     for relative in repository_files(root):
         if is_hidden_test(relative):
             result.hidden.append(relative)
+            continue
+        if relative in INSTRUCTOR_ONLY:
+            result.instructor_only.append(relative)
             continue
         language = language_of(relative)
         if language is not None and (only is None or relative in only):
@@ -89,6 +99,8 @@ def make_student_copy(repo_root, out_dir, task_ids=None, tasks=TASKS, overwrite=
         else:
             contents[relative] = None  # copied byte for byte
         result.files.append(relative)
+    if README in contents:  # the student's README; the task functions come from the solution markers here
+        contents[README] = student_readme(selected, root, (root / README).read_text(encoding="utf-8"))
 
     for relative, text in contents.items():
         target = out / relative

@@ -7,6 +7,9 @@ are the ones whose solution blocks belong to the task (``make --tasks`` stubs on
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
+
+from minitx.assignments.markers import block_owners, language_of
 
 
 @dataclass(frozen=True)
@@ -50,3 +53,16 @@ def select_tasks(ids=None, tasks=TASKS) -> tuple:
     if unknown:
         raise ValueError(f"unknown task(s) {unknown}; the tasks are {sorted(known)}")
     return tuple(task for task in tasks if task.id in set(ids))
+
+
+def task_functions(repo_root, task) -> list:
+    """``[(file, [function, ...]), ...]``: where ``task``'s solution blocks are in ``repo_root`` (a checkout with
+    the markers), named by their enclosing def (``Mul.backward``); a file without blocks lists no functions."""
+    listing = []
+    for relative in task.files:
+        path = Path(repo_root) / relative
+        language = language_of(relative)
+        owners = block_owners(path.read_text(encoding="utf-8"), language, relative) \
+            if path.is_file() and language else []
+        listing.append((relative, list(dict.fromkeys(owners))))
+    return listing

@@ -103,7 +103,7 @@ def test_bert_for_pretraining_matches_hf(hf_bert, backend_name):
                    output_hidden_states=True, output_attentions=True)
     out_t.loss.backward()
     out = ours(ids, attention_mask=mask, token_type_ids=types, labels=labels, next_sentence_label=nsp,
-               output_hidden_states=True, output_attentions=True)
+               output_hidden_states=True, output_attentions=True, return_full_logits=True)
     out.loss.backward()
     diffs = {"prediction_logits": max_abs(out.prediction_logits.numpy(), t2n(out_t.prediction_logits)),
              "seq_relationship_logits": max_abs(out.seq_relationship_logits.numpy(),
@@ -116,6 +116,30 @@ def test_bert_for_pretraining_matches_hf(hf_bert, backend_name):
     assert loss_rel <= LOSS_RTOL
     grad_rel = check_grads(ours, theirs)
     print(f"\nBERT[{backend_name}] max abs {diffs}, loss rel {loss_rel:.1e}, worst grad norm-rel {grad_rel:.1e}")
+
+
+def test_bert_masked_positions_head_matches_hf_full_logits(hf_bert):
+    """The default training path runs the MLM head on the masked rows only (gather_masked): the loss and every
+    gradient equal HF's, which computes all B·L logits, and minitx's own full-logit path."""
+    theirs, path = hf_bert
+    ids, mask, types, labels, nsp = bert_batch()
+    theirs.zero_grad()
+    out_t = theirs(torch.tensor(ids), attention_mask=torch.tensor(mask), token_type_ids=torch.tensor(types),
+                   labels=torch.tensor(labels), next_sentence_label=torch.tensor(nsp))
+    out_t.loss.backward()
+    gathered, full = BertForPreTraining.from_pretrained(path), BertForPreTraining.from_pretrained(path)
+    out = gathered(ids, attention_mask=mask, token_type_ids=types, labels=labels, next_sentence_label=nsp)
+    out.loss.backward()
+    assert out.prediction_logits is None
+    assert abs(out.loss.item() - out_t.loss.item()) / abs(out_t.loss.item()) <= LOSS_RTOL
+    check_grads(gathered, theirs)
+    out_full = full(ids, attention_mask=mask, token_type_ids=types, labels=labels, next_sentence_label=nsp,
+                    return_full_logits=True)
+    out_full.loss.backward()
+    assert out_full.prediction_logits.shape == (*ids.shape, BERT_KW["vocab_size"])
+    np.testing.assert_allclose(out.loss.item(), out_full.loss.item(), rtol=1e-6)
+    for (name, a), (_, b) in zip(gathered.named_parameters(), full.named_parameters()):
+        np.testing.assert_allclose(a.grad.numpy(), b.grad.numpy(), rtol=1e-4, atol=1e-6, err_msg=name)
 
 
 def test_bert_roundtrip_minitx_to_hf(tmp_path):

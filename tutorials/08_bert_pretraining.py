@@ -113,7 +113,7 @@ print("masked positions, epoch 0:", np.flatnonzero(epoch0 != IGNORE_INDEX),
 model = BertForPreTraining(BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=1,
                                       num_attention_heads=2, intermediate_size=64, max_position_embeddings=64))
 batch = collate(dataset.instances[:8], pad_token_id=tokenizer.vocab["[PAD]"])
-out = model(**batch)
+out = model(**batch, return_full_logits=True)   # by default, with labels, the head sees the masked rows only
 mlm = F.cross_entropy(out.prediction_logits.reshape(-1, tokenizer.vocab_size), batch["labels"].reshape(-1),
                       ignore_index=IGNORE_INDEX)
 nsp_loss = F.cross_entropy(out.seq_relationship_logits, batch["next_sentence_label"])

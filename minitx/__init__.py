@@ -24,7 +24,7 @@ from minitx.tensor import (
     zeros,
     zeros_like,
 )
-from minitx import nn, optim, testing  # noqa: E402
+from minitx import nn, optim, profiler, testing  # noqa: E402
 
 float32 = "float32"
 float64 = "float64"

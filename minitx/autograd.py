@@ -16,10 +16,15 @@ arrays are freed after one backward unless ``retain_graph=True``, exactly like P
 """
 import contextlib
 import threading
+import time
 
 import numpy as np
 
 _grad_mode = threading.local()
+
+# The open ``minitx.profiler.Profile`` or None: ``Function.apply`` and ``run_backward`` report each op to it.
+# When no profile is open, that costs one ``is not None`` test per op.
+active_profiler = None
 
 
 def is_grad_enabled() -> bool:
@@ -102,7 +107,12 @@ class Function:
         ctx = Context()
         ctx.needs_input_grad = tuple(isinstance(a, tensor) and a.requires_grad for a in args)
         requires_grad = is_grad_enabled() and any(ctx.needs_input_grad)
-        out = cls.forward(ctx, *arrays, **kwargs)
+        if active_profiler is None:
+            out = cls.forward(ctx, *arrays, **kwargs)
+        else:
+            start = time.perf_counter()
+            out = cls.forward(ctx, *arrays, **kwargs)
+            active_profiler.record(cls.__name__, "forward", time.perf_counter() - start, (out,), ctx.saved)
         result = tensor(out, requires_grad=requires_grad, _copy=False)
         if requires_grad:
             parents = tuple(a if isinstance(a, tensor) else None for a in args)
@@ -134,6 +144,18 @@ def _topological_order(root) -> list:
     return order
 
 
+def call_backward(node: Node, grad: np.ndarray) -> tuple:
+    """``node.fn.backward`` as a tuple (timed when a profile is open)."""
+    if active_profiler is None:
+        parent_grads = node.fn.backward(node.ctx, grad)
+    else:
+        start = time.perf_counter()
+        parent_grads = node.fn.backward(node.ctx, grad)
+        active_profiler.record(node.fn.__name__, "backward", time.perf_counter() - start,
+                               parent_grads if isinstance(parent_grads, tuple) else (parent_grads,))
+    return parent_grads if isinstance(parent_grads, tuple) else (parent_grads,)
+
+
 def run_backward(root, grad: np.ndarray, retain_graph: bool) -> None:
     """Reverse-mode sweep: visit tensors from ``root`` back to the leaves, applying the chain rule."""
     grads = {id(root): grad}
@@ -151,9 +173,7 @@ def run_backward(root, grad: np.ndarray, retain_graph: bool) -> None:
                 f"Trying to backward through the graph a second time (through {node.fn.__name__}); its saved "
                 "values were freed after the first backward. Pass retain_graph=True to the first backward()."
             )
-        parent_grads = node.fn.backward(node.ctx, g)
-        if not isinstance(parent_grads, tuple):
-            parent_grads = (parent_grads,)
+        parent_grads = call_backward(node, g)
         if len(parent_grads) < len(node.parents):
             parent_grads = parent_grads + (None,) * (len(node.parents) - len(parent_grads))
         for parent, pg in zip(node.parents, parent_grads):

@@ -20,6 +20,8 @@ import time
 
 import numpy as np
 
+from minitx.random import get_rng_state, set_rng_state
+
 _grad_mode = threading.local()
 
 # The open ``minitx.profiler.Profile`` or None: ``Function.apply`` and ``run_backward`` report each op to it.
@@ -118,6 +120,43 @@ class Function:
             parents = tuple(a if isinstance(a, tensor) else None for a in args)
             result._node = Node(cls, ctx, parents)
         return result
+
+
+class Checkpoint(Function):
+    """Gradient checkpointing (Chen et al., 2016, "Training Deep Nets with Sublinear Memory Cost"):
+    y = run(x), keeping only x for backward instead of every activation inside ``run``.
+
+    Forward runs ``run`` under ``no_grad`` (no graph, so its intermediates are freed at once) and saves x and
+    the random state. Backward restores that state — dropout then draws the same masks — re-runs ``run`` on
+    a fresh leaf with grad on, and back-propagates ``grad`` through it: the parameters used inside ``run``
+    get their gradients directly, x's is returned. Cost: one more forward of ``run`` per backward; saving:
+    the activations of ``run`` are alive one layer at a time instead of all at once.
+    """
+
+    @staticmethod
+    def forward(ctx, x, *params, run):  # params: only so that the node is recorded when they need grads
+        ctx.save(x, get_rng_state(), run)
+        with no_grad():
+            return run(Function.tensor_type(x, _copy=False)).data
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, rng_state, run = ctx.saved
+        leaf = Function.tensor_type(x, requires_grad=True, _copy=False)
+        resume_state = get_rng_state()
+        set_rng_state(rng_state)
+        try:
+            with enable_grad():
+                y = run(leaf)
+        finally:
+            set_rng_state(resume_state)
+        y.backward(grad)
+        return leaf.grad.data
+
+
+def checkpoint(run, x, params):
+    """``run(x)`` (Tensor -> Tensor, using the Tensors ``params``), recomputed in backward (``Checkpoint``)."""
+    return Checkpoint.apply(x, *params, run=run)
 
 
 def _topological_order(root) -> list:

@@ -15,7 +15,7 @@ from typing import Optional
 import numpy as np
 
 from minitx import nn
-from minitx.autograd import is_grad_enabled
+from minitx.autograd import checkpoint, is_grad_enabled
 from minitx.models.hf_io import PretrainedConfig, PreTrainedModel
 from minitx.models.outputs import (
     BaseModelOutput,
@@ -96,6 +96,11 @@ class BertEmbeddings(nn.Module):
 
 
 class BertEncoder(nn.Module):
+    """The stack of post-LN encoder layers; ``gradient_checkpointing`` (set by
+    ``model.gradient_checkpointing_enable()``) recomputes each layer in backward while training."""
+
+    gradient_checkpointing = False
+
     def __init__(self, config: BertConfig):
         super().__init__()
         self.layers = nn.ModuleList(
@@ -107,11 +112,17 @@ class BertEncoder(nn.Module):
 
     def forward(self, x, padding_mask=None, output_hidden_states=False, output_attentions=False):
         hidden_states, attentions = [x], []
+        recompute = self.gradient_checkpointing and self.training and is_grad_enabled() and not output_attentions
         for layer in self.layers:
-            out = layer(x, padding_mask=padding_mask, need_weights=output_attentions)
-            x = out.hidden_state
+            if recompute:
+                x = checkpoint(lambda h, layer=layer: layer(h, padding_mask=padding_mask).hidden_state, x,
+                               layer.parameters())
+                attentions.append(None)
+            else:
+                out = layer(x, padding_mask=padding_mask, need_weights=output_attentions)
+                x = out.hidden_state
+                attentions.append(out.attention)
             hidden_states.append(x)
-            attentions.append(out.attention)
         return x, (tuple(hidden_states) if output_hidden_states else None), \
             (tuple(attentions) if output_attentions else None)
 

@@ -16,6 +16,7 @@ from typing import Optional
 import numpy as np
 
 from minitx import nn
+from minitx.autograd import checkpoint, is_grad_enabled
 from minitx.generation import GenerationMixin
 from minitx.models.bert import as_ids
 from minitx.models.hf_io import PretrainedConfig, PreTrainedModel
@@ -65,9 +66,13 @@ def position_ids_from_attention_mask(attention_mask) -> np.ndarray:
 
 
 class GPT2Model(PreTrainedModel):
+    """Embeddings, the pre-LN blocks, the final LayerNorm. ``gradient_checkpointing`` (set by
+    ``model.gradient_checkpointing_enable()``) recomputes each block in backward while training."""
+
     config_class = GPT2Config
     family = "gpt2"
     hf_base_prefix = "transformer"
+    gradient_checkpointing = False
 
     def __init__(self, config: GPT2Config):
         super().__init__()
@@ -113,8 +118,14 @@ class GPT2Model(PreTrainedModel):
         if mask is not None and mask.all():
             mask = None  # no padding: nothing to mask beyond causality (HF's SDPA path skips it too)
         hidden_states, attentions, presents = [], [], []
+        recompute = (self.gradient_checkpointing and self.training and is_grad_enabled() and not use_cache
+                     and not output_attentions)
         for i, block in enumerate(self.h):
             hidden_states.append(x)
+            if recompute:
+                x = checkpoint(lambda h, block=block: block(h, padding_mask=mask, is_causal=True).hidden_state, x,
+                               block.parameters())
+                continue
             out = block(x, padding_mask=mask, is_causal=True, need_weights=output_attentions,
                         past_key_value=past_key_values[i] if past_key_values is not None else None,
                         use_cache=use_cache)

@@ -102,6 +102,20 @@ class Module:
         return sum(p.numel() for p in self.parameters())
 
     # ------------------------------------------------------------------ modes and gradients
+    def gradient_checkpointing_enable(self) -> None:
+        """HF's name: the layer stacks below (modules with a ``gradient_checkpointing`` flag: BERT's encoder,
+        GPT-2's blocks) recompute each layer in backward instead of keeping its activations, while training
+        (``minitx.autograd.Checkpoint``: less memory, one more forward per step)."""
+        self.set_gradient_checkpointing(True)
+
+    def gradient_checkpointing_disable(self) -> None:
+        self.set_gradient_checkpointing(False)
+
+    def set_gradient_checkpointing(self, enabled: bool) -> None:
+        for module in self.modules():
+            if hasattr(module, "gradient_checkpointing"):
+                module.gradient_checkpointing = enabled
+
     def train(self, mode: bool = True) -> Module:
         """Set training mode on this module and every descendant (dropout is active when training)."""
         for module in self.modules():

@@ -15,7 +15,9 @@
 #include "attention/attention.h"
 #include "common.h"
 #include "fused/fused.h"
+#include "loss/loss.h"
 #include "matmul/matmul.h"
+#include "optim/optim.h"
 #include "output_cache.h"
 
 namespace py = pybind11;
@@ -67,20 +69,24 @@ static FloatArray new_output(const Shape& shape) {
     return FloatArray(shape, static_cast<const float*>(block), owner);
 }
 
-// The argument as a float32 C-contiguous array (no copy), or ValueError.
-static FloatArray f32(const py::handle& obj, const char* fn, const char* name) {
+// The argument as a C-contiguous array of T (float32, or float64 / int64 where a kernel says so), no copy,
+// or ValueError.
+template <typename T>
+static py::array_t<T, py::array::c_style> typed(const py::handle& obj, const char* fn, const char* name) {
     if (!py::isinstance<py::array>(obj))
         fail(std::string(fn) + ": " + name + " must be a numpy.ndarray, got " +
              std::string(py::str(py::type::handle_of(obj))));
     auto arr = py::reinterpret_borrow<py::array>(obj);
-    if (!arr.dtype().equal(py::dtype::of<float>()))
-        fail(std::string(fn) + ": " + name + " must be float32, got " + std::string(py::str(arr.dtype())) +
-             " with shape " + shape_str(shape_of(arr)));
+    if (!arr.dtype().equal(py::dtype::of<T>()))
+        fail(std::string(fn) + ": " + name + " must be " + std::string(py::str(py::dtype::of<T>())) + ", got " +
+             std::string(py::str(arr.dtype())) + " with shape " + shape_str(shape_of(arr)));
     if (!(arr.flags() & py::array::c_style))
         fail(std::string(fn) + ": " + name + " must be C-contiguous (use np.ascontiguousarray), shape " +
              shape_str(shape_of(arr)));
-    return py::reinterpret_borrow<FloatArray>(arr);
+    return py::reinterpret_borrow<py::array_t<T, py::array::c_style>>(arr);
 }
+
+static FloatArray f32(const py::handle& obj, const char* fn, const char* name) { return typed<float>(obj, fn, name); }
 
 static void same_shape(const py::array& a, const py::array& b, const char* fn, const char* na, const char* nb) {
     if (shape_of(a) != shape_of(b))
@@ -395,6 +401,118 @@ static py::tuple attention_bwd(py::handle dout_obj, py::handle q_obj, py::handle
     return py::make_tuple(dq, dk, dv);
 }
 
+// ---------------------------------------------------------------- cross-entropy
+using Int64Array = py::array_t<std::int64_t, py::array::c_style>;
+using DoubleArray = py::array_t<double, py::array::c_style>;
+
+// logits (N, C) with C >= 1, and a per-row array of logits' N rows: the shapes every cross-entropy call checks.
+static void check_logits(const py::array& logits, const char* fn) {
+    if (logits.ndim() != 2 || logits.shape(1) == 0)
+        fail(std::string(fn) + ": logits must be 2-D (N, C) with C >= 1, got shape " + shape_str(shape_of(logits)));
+}
+
+static void check_per_row(const py::array& a, const py::array& logits, const char* fn, const char* name) {
+    if (a.ndim() != 1 || a.shape(0) != logits.shape(0))
+        fail(std::string(fn) + ": " + name + " must be (N,) for logits of shape " + shape_str(shape_of(logits)) +
+             ", got " + shape_str(shape_of(a)));
+}
+
+// Every target is a class in [0, C) or ignore_index: the kernel indexes rows with them.
+static void check_targets(const Int64Array& target, Index classes, std::int64_t ignore_index, const char* fn) {
+    const std::int64_t* t = target.data();
+    for (Index i = 0; i < target.shape(0); ++i)
+        if (t[i] != ignore_index && (t[i] < 0 || t[i] >= classes))
+            fail(std::string(fn) + ": target[" + std::to_string(i) + "] = " + std::to_string(t[i]) +
+                 " is not a class in [0, " + std::to_string(classes) + ") nor ignore_index = " +
+                 std::to_string(ignore_index));
+}
+
+static float check_smoothing(double label_smoothing, const char* fn) {
+    if (!(label_smoothing >= 0.0 && label_smoothing <= 1.0))
+        fail(std::string(fn) + ": label_smoothing must be in [0, 1], got " + std::to_string(label_smoothing));
+    return float(label_smoothing);
+}
+
+static py::tuple cross_entropy_fwd(py::handle logits_obj, py::handle target_obj, std::int64_t ignore_index,
+                                   double label_smoothing) {
+    const char* fn = "cross_entropy_forward";
+    auto logits = f32(logits_obj, fn, "logits");
+    auto target = typed<std::int64_t>(target_obj, fn, "target");
+    check_logits(logits, fn);
+    check_per_row(target, logits, fn, "target");
+    const Index rows = logits.shape(0), classes = logits.shape(1);
+    check_targets(target, classes, ignore_index, fn);
+    const float eps = check_smoothing(label_smoothing, fn);
+    FloatArray loss(Shape{rows});
+    DoubleArray lse(Shape{rows});
+    {
+        py::gil_scoped_release release;
+        cross_entropy_forward(logits.data(), target.data(), loss.mutable_data(), lse.mutable_data(), rows, classes,
+                              ignore_index, eps);
+    }
+    return py::make_tuple(loss, lse);
+}
+
+static FloatArray cross_entropy_bwd(py::handle dloss_obj, py::handle logits_obj, py::handle lse_obj,
+                                    py::handle target_obj, std::int64_t ignore_index, double label_smoothing) {
+    const char* fn = "cross_entropy_backward";
+    auto dloss = f32(dloss_obj, fn, "dloss"), logits = f32(logits_obj, fn, "logits");
+    auto lse = typed<double>(lse_obj, fn, "lse");
+    auto target = typed<std::int64_t>(target_obj, fn, "target");
+    check_logits(logits, fn);
+    check_per_row(dloss, logits, fn, "dloss");
+    check_per_row(lse, logits, fn, "lse");
+    check_per_row(target, logits, fn, "target");
+    const Index rows = logits.shape(0), classes = logits.shape(1);
+    check_targets(target, classes, ignore_index, fn);
+    const float eps = check_smoothing(label_smoothing, fn);
+    FloatArray dlogits = new_output(shape_of(logits));
+    py::gil_scoped_release release;
+    cross_entropy_backward(dloss.data(), logits.data(), lse.data(), target.data(), dlogits.mutable_data(), rows,
+                           classes, ignore_index, eps);
+    return dlogits;
+}
+
+// ---------------------------------------------------------------- AdamW
+// An array the step updates in place: float32, C-contiguous and writeable.
+static FloatArray writeable_f32(py::handle obj, const char* fn, const char* name) {
+    auto a = f32(obj, fn, name);
+    if (!a.writeable()) fail(std::string(fn) + ": " + name + " is read-only, shape " + shape_str(shape_of(a)));
+    return a;
+}
+
+static void adamw_step_py(py::handle param_obj, py::handle grad_obj, py::handle exp_avg_obj,
+                          py::handle exp_avg_sq_obj, py::object max_exp_avg_sq_obj, double lr, double beta1,
+                          double beta2, double eps, double weight_decay, long long step,
+                          bool decoupled_weight_decay) {
+    const char* fn = "adamw_step";
+    auto param = writeable_f32(param_obj, fn, "param"), grad = f32(grad_obj, fn, "grad");
+    auto m = writeable_f32(exp_avg_obj, fn, "exp_avg"), v = writeable_f32(exp_avg_sq_obj, fn, "exp_avg_sq");
+    same_shape(param, grad, fn, "param", "grad");
+    same_shape(param, m, fn, "param", "exp_avg");
+    same_shape(param, v, fn, "param", "exp_avg_sq");
+    const bool amsgrad = !max_exp_avg_sq_obj.is_none();
+    FloatArray vmax = amsgrad ? writeable_f32(max_exp_avg_sq_obj, fn, "max_exp_avg_sq") : FloatArray(Shape{0});
+    if (amsgrad) same_shape(param, vmax, fn, "param", "max_exp_avg_sq");
+    if (step < 1) fail(std::string(fn) + ": step must be >= 1, got " + std::to_string(step));
+    if (!(beta1 >= 0 && beta1 < 1 && beta2 >= 0 && beta2 < 1))
+        fail(std::string(fn) + ": betas must be in [0, 1), got (" + std::to_string(beta1) + ", " +
+             std::to_string(beta2) + ")");
+    // the reference's Python floats: computed in double, rounded once to float32
+    AdamConstants k;
+    k.decay = decoupled_weight_decay && weight_decay != 0 ? float(1 - lr * weight_decay) : 1.f;
+    k.l2 = decoupled_weight_decay ? 0.f : float(weight_decay);
+    k.one_minus_beta1 = float(1 - beta1);
+    k.beta2 = float(beta2);
+    k.one_minus_beta2 = float(1 - beta2);
+    k.bias_correction2_sqrt = float(std::sqrt(1 - std::pow(beta2, double(step))));
+    k.eps = float(eps);
+    k.step_size = float(lr / (1 - std::pow(beta1, double(step))));
+    float* vmax_data = amsgrad ? vmax.mutable_data() : nullptr;
+    py::gil_scoped_release release;
+    adamw_step(param.mutable_data(), grad.data(), m.mutable_data(), v.mutable_data(), vmax_data, param.size(), k);
+}
+
 // ---------------------------------------------------------------- runtime
 static py::dict info() {
     py::dict d;
@@ -442,6 +560,13 @@ PYBIND11_MODULE(_C, m) {
     m.def("attention_backward", &attention_bwd, py::arg("dout"), py::arg("q"), py::arg("k"), py::arg("v"),
           py::arg("out"), py::arg("lse"), py::arg("mask") = py::none(), py::arg("causal") = false,
           py::arg("scale") = py::none());
+    m.def("cross_entropy_forward", &cross_entropy_fwd, py::arg("logits"), py::arg("target"),
+          py::arg("ignore_index") = -100, py::arg("label_smoothing") = 0.0);
+    m.def("cross_entropy_backward", &cross_entropy_bwd, py::arg("dloss"), py::arg("logits"), py::arg("lse"),
+          py::arg("target"), py::arg("ignore_index") = -100, py::arg("label_smoothing") = 0.0);
+    m.def("adamw_step", &adamw_step_py, py::arg("param"), py::arg("grad"), py::arg("exp_avg"), py::arg("exp_avg_sq"),
+          py::arg("max_exp_avg_sq"), py::arg("lr"), py::arg("beta1"), py::arg("beta2"), py::arg("eps"),
+          py::arg("weight_decay"), py::arg("step"), py::arg("decoupled_weight_decay") = true);
     m.def("info", &info);
     m.def("set_isa", &set_isa_py, py::arg("name"));
     m.def("set_num_threads", [](int n) {

@@ -24,6 +24,17 @@ Flash attention (csrc/attention/): q (B,H,Lq,D), k (B,H,Lk,D), v (B,H,Lk,Dv)
     (B,1,1,Lk)); the rule is minitx/masks.py. A fully masked row gives out = 0, lse = -inf and no gradient;
     a NaN score gives a NaN row.
     Attention-probability dropout is not fused: F.scaled_dot_product_attention takes the unfused path for it.
+Cross-entropy (csrc/loss/cross_entropy.cpp): logits (N, C) float32, target (N,) int64 (classes in [0, C) or
+ignore_index), label_smoothing in [0, 1]
+    cross_entropy_forward(logits, target, ignore_index=-100, label_smoothing=0.0) -> (loss (N,), lse (N,) float64)
+    cross_entropy_backward(dloss, logits, lse, target, ignore_index=-100, label_smoothing=0.0) -> dlogits (N, C)
+    The forward never writes the (N, C) log-probabilities; the backward recomputes softmax from logits and lse.
+    Ignored rows: loss 0, lse 0, gradient 0, their logits unread.
+Optimizer (csrc/optim/adamw.cpp), in place, nothing returned:
+    adamw_step(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, lr, beta1, beta2, eps, weight_decay, step,
+               decoupled_weight_decay=True)
+    param, exp_avg, exp_avg_sq (and max_exp_avg_sq, or None without amsgrad) are updated in place: they must be
+    writeable; decoupled_weight_decay=False is Adam's L2 form.
 Runtime:
     info() -> {"isa", "isa_available", "threads", "compiler", "matmul_versions", "matmul_default_version"}
     set_isa("scalar"|"avx2"|"avx512") (only ISAs the CPU has), set_num_threads(n), get_num_threads()
@@ -41,8 +52,11 @@ them). Results are identical with the cache off.
 import numpy as np
 
 from minitx._C import (  # noqa: F401
+    adamw_step,
     attention_backward,
     attention_forward,
+    cross_entropy_backward,
+    cross_entropy_forward,
     empty_output_cache,
     gelu_backward,
     gelu_forward,
@@ -111,6 +125,7 @@ def matmul_cffi(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 __all__ = [
     "matmul", "matmul_tn", "matmul_nt", "matmul_cffi", "softmax_forward", "softmax_backward", "layer_norm_forward",
-    "layer_norm_backward", "gelu_forward", "gelu_backward", "attention_forward", "attention_backward", "info",
+    "layer_norm_backward", "gelu_forward", "gelu_backward", "attention_forward", "attention_backward",
+    "cross_entropy_forward", "cross_entropy_backward", "adamw_step", "info",
     "set_isa", "set_num_threads", "get_num_threads",
 ]

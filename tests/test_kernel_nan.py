@@ -215,6 +215,32 @@ def test_attention_fully_masked_row_stays_zero_next_to_a_nan_row():
     assert np.isnan(dq[0, 1, 2]).all() and not np.isnan(dq[0, 0]).any()
 
 
+# ---------------------------------------------------------------- cross-entropy
+@pytest.mark.parametrize("label_smoothing", [0.0, 0.1])
+@pytest.mark.parametrize("n", LENGTHS)
+def test_cross_entropy_edge_values(n, label_smoothing):
+    """edge_rows as logits, kept, then the same rows ignored: kept rows follow the reference and torch (NaN where
+    they hold a NaN or +inf, or are all -inf); ignored rows give exactly 0 loss and gradient."""
+    x = edge_rows(n, seed=3)
+    x = np.concatenate([x, x])
+    keep = np.arange(len(x)) < len(x) // 2
+    target = np.where(keep, np.arange(len(x)) % n, -100)
+    target[5] = 0  # row 5's -inf is on its last class, not the target: finite without smoothing
+    kw = dict(label_smoothing=label_smoothing)
+    loss, lse = kernels.cross_entropy_forward(x, target, **kw)
+    ref_loss, ref_lse = reference.cross_entropy_forward(x, target, **kw)
+    assert_same(loss, ref_loss)
+    assert_same(lse, ref_lse)
+    dloss = np.ones(len(x), np.float32)
+    dx = kernels.cross_entropy_backward(dloss, x, lse, target, **kw)
+    assert_same(dx, reference.cross_entropy_backward(dloss, x, ref_lse, target, **kw))
+    assert np.all(loss[~keep] == 0) and np.all(dx[~keep] == 0)
+    with torch.no_grad():
+        want = torch.nn.functional.cross_entropy(torch.from_numpy(x), torch.from_numpy(target), reduction="none",
+                                                 **kw)
+    assert_same(loss, want.numpy())
+
+
 # ---------------------------------------------------------------- empty inputs
 @pytest.mark.parametrize("shape", [(3, 0), (0, 5), (0,), (2, 0, 4)])
 def test_softmax_empty(shape):

@@ -60,7 +60,7 @@ FUZZ = textwrap.dedent('''
     KERNELS = {
         "matmul": 2, "matmul_tn": 2, "matmul_nt": 2, "matmul_cffi": 2, "softmax_forward": 1, "softmax_backward": 2,
         "layer_norm_forward": 3, "layer_norm_backward": 5, "gelu_forward": 1, "gelu_backward": 2,
-        "attention_forward": 3, "attention_backward": 6,
+        "attention_forward": 3, "attention_backward": 6, "cross_entropy_forward": 2, "cross_entropy_backward": 4,
     }
     EXPECTED = (ValueError, TypeError)
 
@@ -92,6 +92,36 @@ FUZZ = textwrap.dedent('''
             call(kernels.attention_backward, out, q, k, v, out, lse, mask, causal)
 
     fuzz_attention()
+
+    @cfg
+    @given(st.integers(0, 4), st.integers(0, 5),
+           st.lists(st.integers(-2**40, 2**40) | st.integers(-101, 6), max_size=6),
+           st.integers(-101, 3), st.sampled_from([0.0, 0.3, 1.0, -0.1, 2.0, float("nan")]), st.integers(0, 4))
+    def fuzz_cross_entropy(n, c, target, ignore_index, smoothing, broken):
+        # consistent shapes and dtypes, then any int64 targets (out of range, ignored) and maybe one input broken
+        logits, t = np.ones((n, c), np.float32), np.array(target, np.int64)
+        dloss, lse = np.ones(n, np.float32), np.zeros(n)
+        args = [dloss, logits, lse, t]
+        if broken < 4:
+            args[broken] = args[broken].astype(np.int32) if broken == 3 else args[broken][..., :1]
+        call(kernels.cross_entropy_forward, args[1], args[3], ignore_index, smoothing)
+        call(kernels.cross_entropy_backward, *args, ignore_index, smoothing)
+
+    fuzz_cross_entropy()
+
+    @cfg
+    @given(st.integers(0, 20), st.integers(0, 6), st.booleans(), st.integers(-1, 3),
+           st.sampled_from([0.0, 0.9, 1.0, -0.5, float("nan")]))
+    def fuzz_adamw(n, broken, amsgrad, step, beta):
+        # param, grad, m, v (and v_max) of one size, then maybe one of them the wrong size, dtype or read-only
+        arrays = [np.ones(n, np.float32) for _ in range(5)]
+        if broken < 5:
+            arrays[broken] = [arrays[broken][:-1], arrays[broken].astype(np.float64)][n % 2]
+        elif broken == 5:
+            arrays[0].flags.writeable = False
+        call(kernels.adamw_step, *arrays[:4], arrays[4] if amsgrad else None, 0.1, beta, 0.999, 1e-8, 0.01, step)
+
+    fuzz_adamw()
 
     @cfg
     @given(st.integers(-3, 6), st.sampled_from(["none", "tanh", "erf", ""]))

@@ -66,9 +66,12 @@ _INTEGER_KERNELS = {"matmul", "matmul_tn", "matmul_nt"}
 
 
 # Shape rules of C++ kernels that do not take every shape their NumPy twin takes: attention is written
-# for (B, H, L, D).
+# for (B, H, L, D); the optimizer step updates param and its moments in place, so they must be C-contiguous
+# and writeable (the gradient may be any view).
 _CPP_SHAPE_RULES = {"attention_forward": lambda q, *rest: q.ndim == 4,
-                    "attention_backward": lambda dout, q, *rest: q.ndim == 4}
+                    "attention_backward": lambda dout, q, *rest: q.ndim == 4,
+                    "adamw_step": lambda param, grad, *state: all(a.flags.c_contiguous and a.flags.writeable
+                                                                  for a in (param, *state))}
 
 
 def _op_name(kernel_name: str) -> str:

@@ -97,3 +97,23 @@ def attention_backward(dout, q, k, v, out, lse, mask=None, causal=False, scale=N
     dq, dk, dv = kernels.attention_backward(np.ascontiguousarray(dout), q, k, v, np.ascontiguousarray(out),
                                             np.ascontiguousarray(lse), mask, bool(causal), scale)
     return dq, numpy_ref._sum_to(dk, k_shape), numpy_ref._sum_to(dv, v_shape)
+
+
+def cross_entropy_forward(logits, target, ignore_index=-100, label_smoothing=0.0):
+    return kernels.cross_entropy_forward(np.ascontiguousarray(logits), np.ascontiguousarray(target, np.int64),
+                                         int(ignore_index), float(label_smoothing))
+
+
+def cross_entropy_backward(dloss, logits, lse, target, ignore_index=-100, label_smoothing=0.0):
+    return kernels.cross_entropy_backward(np.ascontiguousarray(dloss), np.ascontiguousarray(logits),
+                                          np.ascontiguousarray(lse, np.float64),
+                                          np.ascontiguousarray(target, np.int64), int(ignore_index),
+                                          float(label_smoothing))
+
+
+def adamw_step(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, lr, beta1, beta2, eps, weight_decay, step,
+               decoupled_weight_decay=True):
+    # param and the moments are updated in place: backends.kernel sends only C-contiguous ones here
+    kernels.adamw_step(param, np.ascontiguousarray(grad), exp_avg, exp_avg_sq, max_exp_avg_sq, float(lr),
+                       float(beta1), float(beta2), float(eps), float(weight_decay), int(step),
+                       bool(decoupled_weight_decay))

@@ -62,29 +62,72 @@ def log_softmax_backward(dy: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 # ---------------------------------------------------------------- cross-entropy (log-softmax + NLL)
 def cross_entropy_forward(logits, target, ignore_index=-100, label_smoothing=0.0):
-    """Per-row losses (N,) of logits (N, C) against integer targets (N,), and log p = log_softmax(logits).
+    """Per-row losses (N,) of logits (N, C) against integer targets (N,), and lse (N,) = logsumexp of each row:
 
-        loss_n = (1 - ε) (-log p_{n, t_n}) + ε · mean_c (-log p_{n, c})   (label smoothing ε, Szegedy et al., 2016)
+        loss_n = (1 - ε) (lse_n - x_{n, t_n}) + ε (lse_n - mean_c x_{n, c})
+               = (1 - ε) (-log p_{n, t_n}) + ε · mean_c (-log p_{n, c})    (label smoothing ε, Szegedy et al. 2016)
 
-    A row whose target is ``ignore_index`` has loss exactly 0, whatever its logits hold (NaN, -inf). The
-    smoothing term is only formed when ε > 0, so a -inf logit on another class costs nothing without it.
+    The (N, C) log-probabilities are not returned: the backward rebuilds softmax from the logits and lse, so the
+    saved state is N numbers, not N·C (250 MB for a BERT batch of 2048 tokens × 30522 classes). lse is float64
+    (see cross_entropy_backward). A row whose target is ``ignore_index`` has loss exactly 0 and lse 0, whatever
+    its logits hold (NaN, -inf). The smoothing term is only formed when ε > 0, so a -inf logit on another class
+    costs nothing without it.
     """
     n = logits.shape[0]
     keep = target != ignore_index
-    logp = log_softmax_forward(logits)
-    nll = -logp[np.arange(n), np.where(keep, target, 0)]
-    loss = nll if label_smoothing == 0 else (1.0 - label_smoothing) * nll - label_smoothing * logp.mean(axis=-1)
-    return np.where(keep, loss, 0.0).astype(logits.dtype, copy=False), logp
+    m = logits.max(axis=-1, keepdims=True)                  # the max keeps exp finite
+    shifted = logits - m
+    log_sum = np.log(np.exp(shifted).sum(axis=-1))
+    nll = log_sum - shifted[np.arange(n), np.where(keep, target, 0)]
+    loss = nll if label_smoothing == 0 else (1.0 - label_smoothing) * nll + label_smoothing * (
+        log_sum - shifted.mean(axis=-1))
+    lse = m[:, 0].astype(np.float64) + log_sum
+    return np.where(keep, loss, 0.0).astype(logits.dtype, copy=False), np.where(keep, lse, 0.0)
 
 
-def cross_entropy_backward(dloss, logp, target, ignore_index=-100, label_smoothing=0.0):
-    """dlogits_n = dloss_n (softmax(x_n) - q_n),  q_n = (1 - ε) onehot(t_n) + ε / C;  0 on ignored rows."""
-    n, c = logp.shape
+def cross_entropy_backward(dloss, logits, lse, target, ignore_index=-100, label_smoothing=0.0):
+    """dlogits_n = dloss_n (softmax(x_n) - q_n),  q_n = (1 - ε) onehot(t_n) + ε / C;  0 on ignored rows.
+
+    softmax(x_n) = exp(x_n - lse_n), recomputed (flash-attention style). x - lse is formed in float64, then
+    rounded: log p keeps float32's precision even for logits far from 0 (float32 lse would cost ulp(lse)).
+    """
+    n, c = logits.shape
     keep = target != ignore_index
-    q = np.full((n, c), label_smoothing / c, dtype=logp.dtype)
-    q[np.arange(n), np.where(keep, target, 0)] += 1.0 - label_smoothing
-    dlogits = (np.exp(logp) - q) * dloss[:, None]
-    return np.where(keep[:, None], dlogits, 0.0).astype(logp.dtype, copy=False)
+    p = np.exp((logits - lse[:, None]).astype(logits.dtype))
+    dlogits = (p - label_smoothing / c) * dloss[:, None]
+    rows = np.flatnonzero(keep)
+    dlogits[rows, target[rows]] -= (1.0 - label_smoothing) * dloss[rows]
+    return np.where(keep[:, None], dlogits, 0.0).astype(logits.dtype, copy=False)
+
+
+# ---------------------------------------------------------------- Adam / AdamW (Kingma & Ba; Loshchilov & Hutter)
+def adamw_step(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, lr, beta1, beta2, eps, weight_decay, step,
+               decoupled_weight_decay=True):
+    """One Adam step at step t (>= 1), in place on param (θ), exp_avg (m), exp_avg_sq (v) and, for amsgrad,
+    max_exp_avg_sq (else None):
+
+        θ <- θ (1 - η λ)          if decoupled_weight_decay (AdamW);  else g <- g + λ θ (Adam's L2 term)
+        m <- m + (g - m)(1 - β1)  (= β1 m + (1 - β1) g, torch's lerp form),   v <- β2 v + (1 - β2) g²
+        v̂ = v, or v_max = max(v_max, v) with amsgrad
+        θ <- θ - η / (1 - β1^t) · m / (sqrt(v̂) / sqrt(1 - β2^t) + ε)
+
+    The order of operations is torch's, so 10 steps match torch to float32 rounding. Python floats act on
+    float32 arrays as float32 constants.
+    """
+    if weight_decay != 0:
+        if decoupled_weight_decay:
+            param *= param.dtype.type(1 - lr * weight_decay)
+        else:
+            grad = grad + weight_decay * param
+    exp_avg += (grad - exp_avg) * (1 - beta1)
+    exp_avg_sq *= beta2
+    exp_avg_sq += (1 - beta2) * grad * grad
+    v = exp_avg_sq
+    if max_exp_avg_sq is not None:
+        np.maximum(max_exp_avg_sq, exp_avg_sq, out=max_exp_avg_sq)
+        v = max_exp_avg_sq
+    denom = np.sqrt(v) / math.sqrt(1 - beta2 ** step) + eps
+    param -= (lr / (1 - beta1 ** step) * (exp_avg / denom)).astype(param.dtype, copy=False)
 
 
 # ---------------------------------------------------------------- layer norm (Ba et al., 2016)

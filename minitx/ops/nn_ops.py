@@ -148,6 +148,9 @@ class CrossEntropy(Function):
 
     Targets equal to ``ignore_index`` contribute exactly nothing (loss and gradient 0, even if their logits
     hold NaN); "mean" divides by the number of kept targets, so with none kept it is 0/0 = NaN, as in PyTorch.
+    The forward keeps the logits and each row's logsumexp (N,), not the (N, C) log-probabilities: the backward
+    recomputes softmax from them. The gradient is a new array, not written over the logits: those may be seen
+    by others (a model's output ``logits``, of which the loss's input is often a reshaped view).
     The maths: ``cross_entropy_forward/backward`` in the kernels.
     """
 
@@ -160,10 +163,10 @@ class CrossEntropy(Function):
         if keep.any() and (target[keep].min() < 0 or target[keep].max() >= c):
             raise IndexError(f"cross_entropy: targets must be in [0, {c}) or ignore_index={ignore_index}, got values "
                              f"in [{target[keep].min()}, {target[keep].max()}]")
-        losses, logp = kernel("cross_entropy_forward", logits)(logits, target, ignore_index, label_smoothing)
+        losses, lse = kernel("cross_entropy_forward", logits)(logits, target, ignore_index, label_smoothing)
         # the number of kept targets; under data parallelism, over every rank (minitx/distributed.py)
         count = distributed.mean_denominator(int(keep.sum())) if reduction == "mean" else 1
-        ctx.save(logp, target, ignore_index, label_smoothing, reduction, count)
+        ctx.save(logits, lse, target, ignore_index, label_smoothing, reduction, count)
         if reduction == "none":
             return losses
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -171,11 +174,11 @@ class CrossEntropy(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        logp, target, ignore_index, label_smoothing, reduction, count = ctx.saved
+        logits, lse, target, ignore_index, label_smoothing, reduction, count = ctx.saved
         with np.errstate(invalid="ignore", divide="ignore"):
-            dloss = grad if reduction == "none" else np.full(logp.shape[0], grad / count, dtype=logp.dtype)
-        backward = kernel("cross_entropy_backward", dloss, logp)
-        return backward(dloss, logp, target, ignore_index, label_smoothing), None
+            dloss = grad if reduction == "none" else np.full(logits.shape[0], grad / count, dtype=logits.dtype)
+        backward = kernel("cross_entropy_backward", dloss, logits)
+        return backward(dloss, logits, lse, target, ignore_index, label_smoothing), None
 
 
 def dropout(x, p: float = 0.5, training: bool = True, generator: np.random.Generator = None):

@@ -12,12 +12,12 @@ Weight decay λ is where the two differ:
 - AdamW decays the weights directly, *decoupled* from the adaptive step: θ <- θ (1 - η λ) before the update.
 
 ``amsgrad=True`` (Reddi et al. 2018) divides by the running maximum of v̂ instead of v̂.
-The code follows torch's arithmetic order, so 10 steps match torch to float32 rounding.
+The code follows torch's arithmetic order, so 10 steps match torch to float32 rounding. The update itself is one
+kernel, ``adamw_step`` (minitx/backends: the NumPy reference or its fused C++ twin, csrc/optim/adamw.cpp).
 """
-import math
-
 import numpy as np
 
+from minitx.backends import kernel
 from minitx.optim.optimizer import Optimizer
 
 
@@ -40,28 +40,11 @@ class Adam(Optimizer):
             self.state[p] = {"step": 0, "exp_avg": np.zeros_like(p.data), "exp_avg_sq": np.zeros_like(p.data)}
         state = self.state[p]
         state["step"] += 1
-        t = state["step"]
-        g = p.grad.data
-        if wd != 0:
-            if self.decoupled_weight_decay:
-                p.data *= p.data.dtype.type(1 - lr * wd)      # AdamW: θ <- θ (1 - η λ)
-            else:
-                g = g + wd * p.data                          # Adam: L2 term through the moments
-
-        m, v = state["exp_avg"], state["exp_avg_sq"]
-        m += (g - m) * (1 - beta1)                           # = β1 m + (1 - β1) g  (torch's lerp form)
-        v *= beta2
-        v += (1 - beta2) * g * g
-
-        bias_correction1 = 1 - beta1 ** t
-        bias_correction2_sqrt = math.sqrt(1 - beta2 ** t)
-        if group["amsgrad"]:
-            v_max = state.setdefault("max_exp_avg_sq", np.zeros_like(p.data))
-            np.maximum(v_max, v, out=v_max)
-            v = v_max
-        denom = np.sqrt(v) / bias_correction2_sqrt + eps
-        step_size = lr / bias_correction1
-        p.data -= (step_size * (m / denom)).astype(p.data.dtype, copy=False)
+        v_max = state.setdefault("max_exp_avg_sq", np.zeros_like(p.data)) if group["amsgrad"] else None
+        arrays = (p.data, p.grad.data, state["exp_avg"], state["exp_avg_sq"], v_max)
+        # one fused pass in place (C++), or the NumPy reference: the maths is numpy_ref.adamw_step
+        kernel("adamw_step", *arrays)(*arrays, lr, beta1, beta2, eps, wd, state["step"],
+                                      decoupled_weight_decay=self.decoupled_weight_decay)
 
 
 class AdamW(Adam):

@@ -118,7 +118,7 @@ def test_bert_for_pretraining_matches_hf(hf_bert, backend_name):
     print(f"\nBERT[{backend_name}] max abs {diffs}, loss rel {loss_rel:.1e}, worst grad norm-rel {grad_rel:.1e}")
 
 
-def test_bert_masked_positions_head_matches_hf_full_logits(hf_bert):
+def test_bert_masked_positions_head_matches_hf_full_logits(hf_bert, backend_name):
     """The default training path runs the MLM head on the masked rows only (gather_masked): the loss and every
     gradient equal HF's, which computes all B·L logits, and minitx's own full-logit path."""
     theirs, path = hf_bert
@@ -275,7 +275,7 @@ def test_gpt2_matches_hf(hf_gpt2, backend_name):
     out_t = theirs(torch.tensor(ids), labels=torch.tensor(labels), output_hidden_states=True,
                    output_attentions=True)
     out_t.loss.backward()
-    out = ours(ids, labels=labels, output_hidden_states=True, output_attentions=True)
+    out = ours(ids, labels=labels, output_hidden_states=True, output_attentions=True, return_full_logits=True)
     out.loss.backward()
     diffs = {"logits": max_abs(out.logits.numpy(), t2n(out_t.logits)),
              "hidden_states": max(max_abs(a.numpy(), t2n(b)) for a, b in zip(out.hidden_states, out_t.hidden_states)),
@@ -286,6 +286,30 @@ def test_gpt2_matches_hf(hf_gpt2, backend_name):
     assert loss_rel <= LOSS_RTOL
     grad_rel = check_grads(ours, theirs)
     print(f"\nGPT-2[{backend_name}] max abs {diffs}, loss rel {loss_rel:.1e}, worst grad norm-rel {grad_rel:.1e}")
+
+
+def test_gpt2_chunked_lm_head_loss_matches_hf(hf_gpt2, backend_name):
+    """The training path computes LM head + cross-entropy 5 tokens at a time (4 chunks, the last ragged) and
+    never forms the logits: loss and gradients equal HF's and minitx's own full-logit path."""
+    theirs, path = hf_gpt2
+    ids = np.random.default_rng(1).integers(0, 99, (2, 9))
+    labels = ids.copy()
+    labels[0, :3] = -100
+    theirs.zero_grad()
+    out_t = theirs(torch.tensor(ids), labels=torch.tensor(labels))
+    out_t.loss.backward()
+    chunked, full = GPT2LMHeadModel.from_pretrained(path), GPT2LMHeadModel.from_pretrained(path)
+    chunked.loss_chunk_size = 5
+    out = chunked(ids, labels=labels)
+    out.loss.backward()
+    assert out.logits is None
+    assert abs(out.loss.item() - out_t.loss.item()) / abs(out_t.loss.item()) <= LOSS_RTOL
+    check_grads(chunked, theirs)
+    out_full = full(ids, labels=labels, return_full_logits=True)
+    out_full.loss.backward()
+    np.testing.assert_allclose(out.loss.item(), out_full.loss.item(), rtol=1e-6)
+    for (name, a), (_, b) in zip(chunked.named_parameters(), full.named_parameters()):
+        np.testing.assert_allclose(a.grad.numpy(), b.grad.numpy(), rtol=1e-4, atol=1e-6, err_msg=name)
 
 
 def test_gpt2_left_padded_batch_and_cache_match_hf(hf_gpt2):

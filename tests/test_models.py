@@ -81,7 +81,7 @@ def test_gpt2_loss_shifts_labels_like_hf():
     minitx.manual_seed(2)
     model = GPT2LMHeadModel(GPT2Config(**GPT2)).eval()
     ids = ids_batch(2)
-    out = model(ids, labels=ids)
+    out = model(ids, labels=ids, return_full_logits=True)
     manual = F.cross_entropy(out.logits[:, :-1].reshape(-1, 60), ids[:, 1:].reshape(-1))
     assert abs(out.loss.item() - manual.item()) < 1e-6
     assert model.lm_head.weight is model.transformer.wte.weight  # tied

@@ -23,6 +23,7 @@ from minitx.models.hf_io import PretrainedConfig, PreTrainedModel
 from minitx.models.outputs import BaseModelOutput, CausalLMOutput
 from minitx.nn import functional as F
 from minitx.nn.attention import KVCache
+from minitx.ops.linear_cross_entropy import linear_cross_entropy
 
 
 @dataclass
@@ -157,11 +158,21 @@ class GPT2LMHeadModel(PreTrainedModel, GenerationMixin):
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
         self.lm_head.weight = self.transformer.wte.weight
 
+    loss_chunk_size = 1024  # tokens per chunk of the LM head + cross-entropy in a training step
+
     def forward(self, input_ids, past_key_values=None, attention_mask=None, token_type_ids=None, position_ids=None,
                 use_cache: bool = False, labels=None, output_hidden_states: bool = False,
-                output_attentions: bool = False, logits_to_keep: int = 0) -> CausalLMOutput:
+                output_attentions: bool = False, logits_to_keep: int = 0,
+                return_full_logits: Optional[bool] = None) -> CausalLMOutput:
+        """In a training step (labels given, grad on, ``return_full_logits`` not True) the LM head and the loss
+        run ``loss_chunk_size`` tokens at a time (``linear_cross_entropy``) and ``logits`` is None: the
+        (B·L, V) logits are never all alive. Otherwise (evaluation, generation) the logits are returned."""
         out = self.transformer(input_ids, past_key_values, attention_mask, token_type_ids, position_ids, use_cache,
                                output_hidden_states, output_attentions)
+        training_step = labels is not None and is_grad_enabled() and not logits_to_keep
+        if training_step and not return_full_logits:
+            return CausalLMOutput(self.chunked_loss(out.last_hidden_state, labels), None, out.past_key_values,
+                                  out.hidden_states, out.attentions)
         hidden = out.last_hidden_state[:, -logits_to_keep:] if logits_to_keep else out.last_hidden_state
         logits = self.lm_head(hidden)  # (B, L or logits_to_keep, V)
         loss = None
@@ -170,6 +181,13 @@ class GPT2LMHeadModel(PreTrainedModel, GenerationMixin):
             loss = F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]), shifted.reshape(-1),
                                    ignore_index=-100)
         return CausalLMOutput(loss, logits, out.past_key_values, out.hidden_states, out.attentions)
+
+    def chunked_loss(self, hidden, labels):
+        """Cross-entropy of position t's logits against labels[t + 1] (HF's shift), -100 ignored, computed
+        chunk by chunk from the hidden states (B, L, H) without forming the (B, L, V) logits."""
+        hidden = hidden[:, :-1].reshape(-1, hidden.shape[-1])             # (B·(L-1), H)
+        shifted = as_ids(labels)[:, 1:].reshape(-1)                         # (B·(L-1),)
+        return linear_cross_entropy(hidden, self.lm_head.weight, shifted, chunk=self.loss_chunk_size)
 
     def new_kv_cache(self, max_length: int) -> tuple:
         """An empty cache for generation, one ``KVCache`` per layer with room for ``max_length`` positions."""

@@ -1,0 +1,66 @@
+"""Linear + cross-entropy, chunked over the rows, so the (N, V) logits are never all alive at once.
+
+A language model's last step is loss = CE(h Wᵀ, t) with h (N, H) the hidden states of N = B·L tokens and
+W (V, H) the (tied) embedding matrix. Done as two ops, autograd keeps the (N, V) logits for the backward:
+for GPT-2 small at B = 8, L = 1024 that is 8192 × 50257 floats = 1.6 GB, more than the rest of the step.
+Taking the rows ``chunk`` at a time (the idea of "fused linear cross-entropy", e.g. Liger-Kernel, Hsu et
+al., 2024; Apple's "Cut Your Losses", Wijmans et al., 2024) bounds that to (chunk, V); the backward
+recomputes each chunk's logits from h and W instead of keeping them:
+
+    z_c = h_c Wᵀ                          (chunk, V)       recomputed in backward
+    dz_c = (softmax(z_c) - onehot(t_c)) · dL/dloss / count   the cross-entropy backward
+    dh_c = dz_c W,   dW = Σ_c dz_cᵀ h_c
+
+Same value as the two ops (up to the order of the float sums). The per-row logsumexp (N,) is kept from the
+forward, so the backward does one matmul of z and two of dz per chunk.
+"""
+import numpy as np
+
+from minitx import distributed
+from minitx.autograd import Function
+from minitx.backends import kernel
+
+
+def chunk_logits(hidden: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    return kernel("matmul_nt", hidden, weight)(hidden, weight)            # (c, H) (V, H)ᵀ -> (c, V)
+
+
+class LinearCrossEntropy(Function):
+    """mean over the kept rows n of CE(hidden_n weightᵀ, target_n); rows with ``ignore_index`` count nothing."""
+
+    @staticmethod
+    def forward(ctx, hidden, weight, target, chunk=1024, ignore_index=-100):  # (N, H), (V, H), (N,)
+        total, lse = 0.0, np.zeros(hidden.shape[0])                          # lse: (N,) float64
+        for start in range(0, hidden.shape[0], chunk):
+            rows = slice(start, start + chunk)
+            z = chunk_logits(hidden[rows], weight)                           # (c, V)
+            losses, lse[rows] = kernel("cross_entropy_forward", z)(z, target[rows], ignore_index, 0.0)
+            total += losses.sum(dtype=np.float64)
+        # the number of kept targets; under data parallelism, over every rank (minitx/distributed.py)
+        count = distributed.mean_denominator(int((target != ignore_index).sum()))
+        ctx.save(hidden, weight, target, lse, chunk, ignore_index, count)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.asarray(total / count, dtype=hidden.dtype)
+
+    @staticmethod
+    def backward(ctx, grad):
+        hidden, weight, target, lse, chunk, ignore_index, count = ctx.saved
+        dhidden, dweight = np.empty_like(hidden), np.zeros_like(weight)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            dloss = np.full(min(chunk, hidden.shape[0]), grad / count, dtype=hidden.dtype)
+        for start in range(0, hidden.shape[0], chunk):
+            rows = slice(start, start + chunk)
+            h = hidden[rows]                                                 # (c, H)
+            z = chunk_logits(h, weight)                                      # (c, V)
+            d = dloss[:len(z)]
+            dz = kernel("cross_entropy_backward", d, z)(d, z, lse[rows], target[rows], ignore_index, 0.0)
+            dhidden[rows] = kernel("matmul", dz, weight)(dz, weight)         # (c, V) (V, H) -> (c, H)
+            dweight += kernel("matmul_tn", dz, h)(dz, h)                     # (c, V)ᵀ (c, H) -> (V, H)
+        return dhidden, dweight, None
+
+
+def linear_cross_entropy(hidden, weight, target, chunk: int = 1024, ignore_index: int = -100):
+    """CE(hidden weightᵀ, target), mean over the kept rows, never holding more than (chunk, V) logits.
+    hidden: Tensor (N, H); weight: Tensor (V, H); target: int array (N,)."""
+    return LinearCrossEntropy.apply(hidden, weight, np.asarray(target, dtype=np.int64), chunk=chunk,
+                                    ignore_index=ignore_index)

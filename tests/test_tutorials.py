@@ -76,3 +76,19 @@ def test_tutorial_runs_in_quick_mode(name, tmp_path):
         path = tmp_path / figure
         assert path.is_file(), f"{name} did not write {figure}; wrote {sorted(p.name for p in tmp_path.iterdir())}"
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 1000
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["02_broadcasting_gradients.py", "03_attention.py", "05_layernorm_and_residuals.py",
+                                  "12_losses.py"])
+def test_tutorial_runs_without_torch(name, tmp_path):
+    """`pip install -e .` installs no PyTorch: the tutorials that compare with it skip those comparisons."""
+    hidden = tmp_path / "hide"
+    (hidden / "torch").mkdir(parents=True)
+    (hidden / "torch" / "__init__.py").write_text("raise ImportError('torch is hidden for this test')\n")
+    env = {**os.environ, "MINITX_TUTORIAL_QUICK": "1", "MINITX_TUTORIAL_OUT": str(tmp_path), "MPLBACKEND": "Agg",
+           "PYTHONPATH": os.pathsep.join([str(hidden), os.environ.get("PYTHONPATH", "")])}
+    result = subprocess.run([sys.executable, str(TUTORIALS / name)], cwd=tmp_path, env=env, capture_output=True,
+                            text=True, timeout=600)
+    assert result.returncode == 0, f"{name} failed without torch:\n{result.stderr[-3000:]}"
+    assert "PyTorch is not installed" in result.stdout

@@ -14,7 +14,6 @@
 import math
 
 import numpy as np
-import torch
 
 import minitx as mx
 from minitx import nn
@@ -22,7 +21,9 @@ from minitx.nn import functional as F
 from minitx.testing import gradcheck
 from minitx.viz import plot_attention, save_figure
 from minitx.viz.figure import new_figure
-from _settings import OUT, QUICK  # quick mode (CI) and the figure folder: tutorials/_settings.py
+from _settings import OUT, QUICK, optional_torch  # quick mode (CI) and the figure folder: tutorials/_settings.py
+
+torch = optional_torch()  # the reference to compare with, when installed
 
 mx.manual_seed(0)
 rng = np.random.default_rng(0)
@@ -109,17 +110,18 @@ assert np.allclose(p_masked.sum(-1), 1.0, atol=1e-6)
 # Tensor maths. Both must match our formula and `torch.nn.functional.scaled_dot_product_attention`.
 
 # %%
-reference = torch.nn.functional.scaled_dot_product_attention(
-    torch.tensor(q), torch.tensor(k), torch.tensor(v), attn_mask=torch.tensor(pad_mask), is_causal=False)
 backends = ["numpy", "cpp"] if mx.cpp_available() else ["numpy"]
 for name in backends:
     with mx.backend(name):
         ours = F.scaled_dot_product_attention(mx.tensor(q), mx.tensor(k), mx.tensor(v), attn_mask=pad_mask)
         causal_ours = F.scaled_dot_product_attention(mx.tensor(q), mx.tensor(k), mx.tensor(v), attn_mask=pad_mask,
                                                      is_causal=True)
-    assert np.allclose(ours.numpy(), reference.numpy(), atol=1e-5), name
     assert np.allclose(causal_ours.numpy(), out_masked, atol=1e-5), name
-    print(f"{name:>5} backend: max |ours - torch| = {np.abs(ours.numpy() - reference.numpy()).max():.1e}")
+    if torch is not None:
+        reference = torch.nn.functional.scaled_dot_product_attention(
+            torch.tensor(q), torch.tensor(k), torch.tensor(v), attn_mask=torch.tensor(pad_mask), is_causal=False)
+        assert np.allclose(ours.numpy(), reference.numpy(), atol=1e-5), name
+        print(f"{name:>5} backend: max |ours - torch| = {np.abs(ours.numpy() - reference.numpy()).max():.1e}")
 
 # %% [markdown]
 # The backward comes for free on the unfused path (autograd through matmul and softmax) and from the fused
@@ -166,19 +168,20 @@ print("nn.MultiHeadAttention == projections + split heads + attention + merge + 
 # same output (its `key_padding_mask` is True where a key is *padding*, the opposite convention).
 
 # %%
-torch_mha = torch.nn.MultiheadAttention(E, heads, batch_first=True)
-with torch.no_grad():
-    torch_mha.in_proj_weight.copy_(torch.tensor(np.concatenate([mha.query.weight.numpy(), mha.key.weight.numpy(),
-                                                                mha.value.weight.numpy()])))
-    torch_mha.in_proj_bias.copy_(torch.tensor(np.concatenate([mha.query.bias.numpy(), mha.key.bias.numpy(),
-                                                              mha.value.bias.numpy()])))
-    torch_mha.out_proj.weight.copy_(torch.tensor(mha.out_proj.weight.numpy()))
-    torch_mha.out_proj.bias.copy_(torch.tensor(mha.out_proj.bias.numpy()))
-    t_out, t_weights = torch_mha(*(torch.tensor(x),) * 3, key_padding_mask=torch.tensor(~padding),
-                                 average_attn_weights=False)
-assert np.allclose(t_out.numpy(), result.output.numpy(), atol=1e-5)
-assert np.allclose(t_weights.numpy(), result.weights.numpy(), atol=1e-5)
-print("matches torch.nn.MultiheadAttention")
+if torch is not None:
+    torch_mha = torch.nn.MultiheadAttention(E, heads, batch_first=True)
+    with torch.no_grad():
+        torch_mha.in_proj_weight.copy_(torch.tensor(np.concatenate([mha.query.weight.numpy(), mha.key.weight.numpy(),
+                                                                    mha.value.weight.numpy()])))
+        torch_mha.in_proj_bias.copy_(torch.tensor(np.concatenate([mha.query.bias.numpy(), mha.key.bias.numpy(),
+                                                                  mha.value.bias.numpy()])))
+        torch_mha.out_proj.weight.copy_(torch.tensor(mha.out_proj.weight.numpy()))
+        torch_mha.out_proj.bias.copy_(torch.tensor(mha.out_proj.bias.numpy()))
+        t_out, t_weights = torch_mha(*(torch.tensor(x),) * 3, key_padding_mask=torch.tensor(~padding),
+                                     average_attn_weights=False)
+    assert np.allclose(t_out.numpy(), result.output.numpy(), atol=1e-5)
+    assert np.allclose(t_weights.numpy(), result.weights.numpy(), atol=1e-5)
+    print("matches torch.nn.MultiheadAttention")
 
 # %% [markdown]
 # ## 6. Heatmaps

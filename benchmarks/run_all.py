@@ -16,7 +16,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 BENCHMARKS = {"matmul": "bench_matmul", "attention": "bench_attention", "fused": "bench_fused",
               "binding": "bench_binding_overhead", "generate": "bench_generate", "distributed": "bench_distributed",
-              "training": "bench_training"}
+              "losses": "bench_losses", "training": "bench_training"}
 
 
 def build_parser():

@@ -148,6 +148,7 @@ def test_training_curves_from_jsonl(tmp_path):
     smoothed = lines_by_label["loss (EMA 0.9)"]
     np.testing.assert_allclose(smoothed.get_ydata(), smooth([r["loss"] for r in records], 0.9))
     np.testing.assert_array_equal(lines_by_label["eval_loss"].get_xdata(), [50, 100, 150, 200])
+    assert lines_by_label["eval_loss"].get_linestyle() == "None"  # evaluations are points, not joined
     np.testing.assert_allclose(lines_by_label["eval_loss"].get_ydata(), [r["eval_loss"] for r in records[49::50]])
     np.testing.assert_allclose(lr_ax.lines[0].get_ydata(), [r["lr"] for r in records])
     assert lr_ax.get_ylabel() == "learning rate"

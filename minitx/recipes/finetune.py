@@ -22,6 +22,7 @@ from minitx.tokenizers import WordPieceTokenizer
 from minitx.train.arguments import TrainingArguments
 from minitx.train.metrics import glue_compute_metrics, majority_baseline
 from minitx.train.trainer import Trainer
+from minitx.viz.curves import plot_training_curves
 
 
 @dataclass
@@ -33,6 +34,7 @@ class FinetuneSettings:
     warmup_ratio: float = 0.1
     max_length: int = 64
     dropout: float = None         # hidden and attention dropout; None keeps the checkpoint's (0 turns it off)
+    logging_steps: int = 1        # train loss and learning rate every N steps (1: the curve starts at step 1)
     save_steps: int = None        # a checkpoint every N steps (None: only when interrupted)
     seed: int = 0
 
@@ -83,7 +85,7 @@ def finetune(model_dir: str, train_examples: list, eval_examples: list, output_d
     args = TrainingArguments(output_dir=output_dir, num_train_epochs=s.num_train_epochs, max_steps=s.max_steps,
                              per_device_train_batch_size=distributed.per_rank_batch_size(s.batch_size), per_device_eval_batch_size=64,
                              learning_rate=s.learning_rate, weight_decay=0.01, warmup_ratio=s.warmup_ratio,
-                             logging_steps=10, seed=s.seed, disable_tqdm=disable_tqdm, plot=False,
+                             logging_steps=s.logging_steps, seed=s.seed, disable_tqdm=disable_tqdm, plot=False,
                              save_steps=s.save_steps)
 
     def compute_metrics(prediction):
@@ -95,7 +97,9 @@ def finetune(model_dir: str, train_examples: list, eval_examples: list, output_d
                       data_collator=None)
     trainer.train(resume_from_checkpoint=resume_from_checkpoint)
     metrics = trainer.evaluate()
-    trainer.plot_curves()  # after the last evaluation, so its point is on the plot
+    # after the last evaluation, so its point is on the plot
+    plot_training_curves(trainer.log_history, smoothing=0.9, title=f"fine-tuning on {task}: loss (eval: points)",
+                         path=os.path.join(output_dir, "curves.png"))
     trainer.save_model(os.path.join(output_dir, "model"), tokenizer)
     majority = majority_baseline([ex.label for ex in eval_examples]) if info.num_labels > 1 else None
     return {**metrics, "majority_baseline": majority, "train_examples": len(train_set),

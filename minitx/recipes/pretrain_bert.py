@@ -24,6 +24,7 @@ from minitx.tokenizers import train_wordpiece
 from minitx.train.arguments import TrainingArguments
 from minitx.train.metrics import majority_baseline
 from minitx.train.trainer import Trainer
+from minitx.viz.curves import plot_training_curves
 
 
 @dataclass
@@ -43,6 +44,8 @@ class BertPretrainingSettings:
     dupe_factor: int = 2
     eval_fraction: float = 0.1
     dropout: float = 0.1          # hidden and attention dropout (0 turns both off)
+    logging_steps: int = 1        # train loss and learning rate every N steps (1: the curve starts at step 1)
+    eval_steps: int = None        # evaluate on the held-out set every N steps too (None: before and after only)
     save_steps: int = None        # a checkpoint every N steps (None: only when interrupted)
     seed: int = 0
 
@@ -114,7 +117,8 @@ def pretrain_bert(documents: list, output_dir: str, settings: BertPretrainingSet
     model = BertForPreTraining(config)
     args = TrainingArguments(output_dir=output_dir, max_steps=s.max_steps, per_device_train_batch_size=distributed.per_rank_batch_size(s.batch_size),
                              per_device_eval_batch_size=64, learning_rate=s.learning_rate, weight_decay=0.01,
-                             warmup_ratio=s.warmup_ratio, logging_steps=max(1, s.max_steps // 20), seed=s.seed,
+                             warmup_ratio=s.warmup_ratio, logging_steps=s.logging_steps, eval_steps=s.eval_steps,
+                             seed=s.seed,
                              disable_tqdm=disable_tqdm, plot=False,
                              save_steps=s.save_steps)
     trainer = Trainer(model, args, train_dataset=train_set, eval_dataset=eval_set,
@@ -123,7 +127,10 @@ def pretrain_bert(documents: list, output_dir: str, settings: BertPretrainingSet
     before = trainer.evaluate()
     trainer.train(resume_from_checkpoint=resume_from_checkpoint)
     after = trainer.evaluate()
-    trainer.plot_curves()  # train loss, and eval losses before and after training
+    curves = os.path.join(output_dir, "curves.png")
+    plot_training_curves(trainer.log_history, metrics=["loss", "eval_mlm_loss", "eval_nsp_loss"], smoothing=0.9,
+                         title=f"BERT {s.num_hidden_layers}L/{s.hidden_size}H pretraining: MLM + NSP loss "
+                               f"(eval: points)", path=curves)
     model_dir = os.path.join(output_dir, "model")
     trainer.save_model(model_dir, tokenizer)
     losses = [e["loss"] for e in trainer.log_history if "loss" in e]
@@ -135,6 +142,6 @@ def pretrain_bert(documents: list, output_dir: str, settings: BertPretrainingSet
         "mlm_accuracy": after["eval_mlm_accuracy"], "unigram_baseline": unigram_baseline(train_set, eval_set),
         "nsp_accuracy": after["eval_nsp_accuracy"],
         "nsp_majority_baseline": majority_baseline([eval_set[i]["next_sentence_label"] for i in range(len(eval_set))]),
-        "curves": os.path.join(output_dir, "curves.png"), "log": os.path.join(output_dir, "log.jsonl"),
+        "curves": curves, "log": os.path.join(output_dir, "log.jsonl"),
     }
 

@@ -16,6 +16,7 @@ from minitx.models.gpt2 import GPT2Config, GPT2LMHeadModel
 from minitx.tokenizers.bpe import train_bpe
 from minitx.train.arguments import TrainingArguments
 from minitx.train.trainer import Trainer
+from minitx.viz.curves import plot_training_curves
 
 END_OF_TEXT = "<|endoftext|>"
 
@@ -32,6 +33,8 @@ class GPT2PretrainingSettings:
     learning_rate: float = 2e-3
     warmup_ratio: float = 0.05
     dropout: float = 0.1          # residual, embedding and attention dropout (0 turns them off)
+    logging_steps: int = 1        # train loss and learning rate every N steps (1: the curve starts at step 1)
+    eval_steps: int = None        # evaluate on the held-out set every N steps too (None: before and after only)
     save_steps: int = None        # a checkpoint every N steps (None: only when interrupted)
     seed: int = 0
 
@@ -66,14 +69,17 @@ def pretrain_gpt2(documents: list, output_dir: str, settings: GPT2PretrainingSet
     model = GPT2LMHeadModel(config)
     args = TrainingArguments(output_dir=output_dir, max_steps=s.max_steps, per_device_train_batch_size=distributed.per_rank_batch_size(s.batch_size),
                              per_device_eval_batch_size=32, learning_rate=s.learning_rate, weight_decay=0.01,
-                             warmup_ratio=s.warmup_ratio, logging_steps=max(1, s.max_steps // 20), seed=s.seed,
+                             warmup_ratio=s.warmup_ratio, logging_steps=s.logging_steps, eval_steps=s.eval_steps,
+                             seed=s.seed,
                              disable_tqdm=disable_tqdm, plot=False,
                              save_steps=s.save_steps)
     trainer = Trainer(model, args, train_dataset=train_set, eval_dataset=eval_set)
     before = trainer.evaluate()["eval_loss"]
     trainer.train(resume_from_checkpoint=resume_from_checkpoint)
     after = trainer.evaluate()["eval_loss"]
-    trainer.plot_curves()
+    plot_training_curves(trainer.log_history, metrics=["loss", "eval_loss"], smoothing=0.9,
+                         title=f"GPT-2 {s.n_layer}L/{s.n_embd}H pretraining: next-token loss (eval: points)",
+                         path=os.path.join(output_dir, "curves.png"))
     model_dir = os.path.join(output_dir, "model")
     trainer.save_model(model_dir, tokenizer)
     return {"model_dir": model_dir, "train_blocks": len(train_set), "eval_loss_before": before,

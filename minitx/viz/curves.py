@@ -54,14 +54,15 @@ def series(records, key: str, x: str = "step") -> tuple:
 
 
 def plot_training_curves(log, metrics=None, x: str = "step", smoothing: float = 0.0, log_scale: bool = False,
-                         path=None):
+                         title: str = None, path=None):
     """Losses (top panel) and the learning rate (bottom panel, when logged) against ``x``.
 
     ``log``: a list of dicts or the path of a JSONL file. ``metrics``: keys to draw in the top panel
     (default: every key ending in ``loss``, the most frequent first). ``smoothing``: EMA weight for the
     bold line (0 = raw only); it applies to the dense, per-step series, while a sparse one (logged in
-    under half as many records, like an evaluation loss) is drawn raw with markers, since averaging a
-    few far-apart points would only make it lag.
+    under half as many records, like an evaluation loss) is drawn raw as markers alone, since averaging a
+    few far-apart points would only make it lag, and a line between two evaluations would invent the
+    values in between. ``title``: drawn above the top panel.
     """
     records = read_log(log) if isinstance(log, (str, Path)) else list(log)
     keys = sorted({k for r in records for k in r})
@@ -80,13 +81,15 @@ def plot_training_curves(log, metrics=None, x: str = "step", smoothing: float = 
         xs, ys = series(records, metric, x)
         color = f"C{index}"
         if count[metric] < densest / 2:
-            axes[0].plot(xs, ys, "o-", color=color, lw=1.5, ms=4, label=metric)
+            axes[0].plot(xs, ys, "o", color=color, ms=6, label=metric)
         elif smoothing > 0:
             axes[0].plot(xs, ys, color=color, alpha=0.25, lw=1)
             axes[0].plot(xs, smooth(ys, smoothing), color=color, lw=2, label=f"{metric} (EMA {smoothing:g})")
         else:
             axes[0].plot(xs, ys, color=color, lw=1.5, label=metric)
     axes[0].set_ylabel("loss")
+    if title:
+        axes[0].set_title(title, fontsize=10)
     axes[0].set_yscale("log" if log_scale else "linear")
     axes[0].legend(fontsize=8)
     axes[0].grid(alpha=0.3)

@@ -54,10 +54,11 @@ def demo_settings():
       1021/123 (step 200)/67 (step 400) with batch 32, lr 6e-3, dropout 0 (faster per token seen: chosen, 800 steps).
     BERT 2L/96H, WordPiece vocab 2000, batch 32: MLM accuracy 0.162 after 600 steps at lr 2e-3, dropout 0.1
       (unigram baseline 0.072); at lr 4e-3 and dropout 0 it still sat on the unigram baseline (0.072) at steps
-      200 and 400 (loss 6.5), so lr 2e-3 with dropout stays, and the extra time buys 800 steps.
+      200 and 400 (loss 6.5), so lr 2e-3 with dropout stays, and the extra time buys 800 steps:
+      MLM accuracy 0.113/0.155/0.169 at steps 200/400/800 (still short of 0.25).
     """
     return (BertPretrainingSettings(max_steps=800, eval_steps=200),
-            FinetuneSettings(num_train_epochs=1.0),
+            FinetuneSettings(),   # 3 epochs: 1 epoch measured 0.502 accuracy vs majority 0.500 (chance)
             GPT2PretrainingSettings(max_steps=800, batch_size=32, learning_rate=6e-3, dropout=0.0,
                                     eval_steps=200))
 

@@ -196,21 +196,14 @@ def bench_bert_training(torch, transformers, settings: dict) -> dict:
     tensors = [torch.from_numpy(a) for a in arrays]
     hf_optimizer, our_optimizer = torch.optim.AdamW(hf.parameters(), lr=1e-4), AdamW(ours.parameters(), lr=1e-4)
 
-    def minitx_step():
-        ids, mask, types, labels, nsp = arrays
-        loss = ours(ids, attention_mask=mask, token_type_ids=types, labels=labels, next_sentence_label=nsp).loss
+    def step(model, optimizer, batch):  # the same calls on both libraries (HF's argument names)
+        ids, mask, types, labels, nsp = batch
+        loss = model(ids, attention_mask=mask, token_type_ids=types, labels=labels, next_sentence_label=nsp).loss
         loss.backward()
-        our_optimizer.step()
-        our_optimizer.zero_grad()
+        optimizer.step()
+        optimizer.zero_grad()
 
-    def torch_step():
-        ids, mask, types, labels, nsp = tensors
-        loss = hf(ids, attention_mask=mask, token_type_ids=types, labels=labels, next_sentence_label=nsp).loss
-        loss.backward()
-        hf_optimizer.step()
-        hf_optimizer.zero_grad()
-
-    fns = {"minitx": minitx_step, "torch": torch_step}
+    fns = {"minitx": lambda: step(ours, our_optimizer, arrays), "torch": lambda: step(hf, hf_optimizer, tensors)}
     for fn in fns.values():  # warm-up
         fn()
     seconds = paused_rounds(fns, s["rounds"])

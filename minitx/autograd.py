@@ -185,14 +185,13 @@ def _topological_order(root) -> list:
 
 def call_backward(node: Node, grad: np.ndarray) -> tuple:
     """``node.fn.backward`` as a tuple (timed when a profile is open)."""
-    if active_profiler is None:
-        parent_grads = node.fn.backward(node.ctx, grad)
-    else:
-        start = time.perf_counter()
-        parent_grads = node.fn.backward(node.ctx, grad)
-        active_profiler.record(node.fn.__name__, "backward", time.perf_counter() - start,
-                               parent_grads if isinstance(parent_grads, tuple) else (parent_grads,))
-    return parent_grads if isinstance(parent_grads, tuple) else (parent_grads,)
+    start = time.perf_counter() if active_profiler is not None else 0.0
+    parent_grads = node.fn.backward(node.ctx, grad)
+    if not isinstance(parent_grads, tuple):
+        parent_grads = (parent_grads,)
+    if active_profiler is not None:
+        active_profiler.record(node.fn.__name__, "backward", time.perf_counter() - start, parent_grads)
+    return parent_grads
 
 
 def run_backward(root, grad: np.ndarray, retain_graph: bool) -> None:

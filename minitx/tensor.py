@@ -327,7 +327,7 @@ class Tensor:
         return self.expand(*shape)
 
     def __getitem__(self, index):
-        return _idx.GetItem.apply(self, index=_raw_index(index))
+        return _idx.GetItem.apply(self, index=_unwrap(index))
 
     def split(self, split_size_or_sections, dim=0):
         """Pieces of ``split_size`` along ``dim`` (the last may be smaller), or of the given sizes."""
@@ -351,7 +351,7 @@ class Tensor:
         return self.split(-(-n // chunks), dim)
 
     def masked_fill(self, mask, value):
-        return _idx.MaskedFill.apply(self, data_of(mask), value=value.data if isinstance(value, Tensor) else value)
+        return _idx.MaskedFill.apply(self, data_of(mask), value=_unwrap(value))
 
     # ------------------------------------------------------------------ nn ops (ops/nn_ops.py)
     def softmax(self, dim=-1, *, axis=None):
@@ -448,11 +448,12 @@ def data_of(value) -> np.ndarray:
     return value.data if isinstance(value, Tensor) else np.asarray(value)
 
 
-def _raw_index(index):
-    """Tensors used as indices become their ndarrays (slices, None and Ellipsis stay as they are)."""
-    if isinstance(index, tuple):
-        return tuple(_raw_index(i) for i in index)
-    return index.data if isinstance(index, Tensor) else index
+def _unwrap(value):
+    """A Tensor becomes its ndarray, a tuple is unwrapped item by item, anything else (numbers, slices, None,
+    Ellipsis) stays as it is: for indices and fill values, where ``data_of``'s np.asarray would be wrong."""
+    if isinstance(value, tuple):
+        return tuple(_unwrap(v) for v in value)
+    return value.data if isinstance(value, Tensor) else value
 
 
 Function.tensor_type = Tensor  # Function.apply wraps op outputs in Tensors (see minitx/autograd.py)

@@ -363,9 +363,24 @@ static AttnMask attention_mask(py::object mask_obj, const AttnShape& s, const ch
     return m;
 }
 
+// Attention dropout from (p, seed); p in [0, 1) (p = 1 keeps nothing: the caller's unfused path handles it).
+static AttnDropout attention_dropout(double p, py::int_ seed_obj, const char* fn) {
+    if (!(p >= 0.0 && p < 1.0))
+        throw py::value_error(std::string(fn) + ": dropout_p must be in [0, 1), got " + std::to_string(p));
+    AttnDropout drop;
+    if (p == 0.0) return drop;
+    if (seed_obj < py::int_(0)) throw py::value_error(std::string(fn) + ": dropout_seed must be >= 0");
+    drop.on = true;
+    drop.seed = seed_obj.cast<std::uint64_t>();
+    drop.threshold = std::uint32_t(p * 16777216.0);  // floor(p · 2²⁴), as numpy_ref.attention_dropout_scale
+    drop.scale = float(1.0 / (1.0 - p));
+    return drop;
+}
+
 static py::tuple attention_fwd(py::handle q_obj, py::handle k_obj, py::handle v_obj, py::object mask, bool causal,
-                               py::object scale) {
+                               py::object scale, double dropout_p, py::int_ dropout_seed) {
     const char* fn = "attention_forward";
+    const AttnDropout drop = attention_dropout(dropout_p, dropout_seed, fn);
     auto q = f32(q_obj, fn, "q"), k = f32(k_obj, fn, "k"), v = f32(v_obj, fn, "v");
     const AttnShape s = attention_shape(q, k, v, causal, scale, fn);
     py::array mask_arr;
@@ -373,14 +388,16 @@ static py::tuple attention_fwd(py::handle q_obj, py::handle k_obj, py::handle v_
     FloatArray out = new_output(Shape{s.B, s.H, s.Lq, s.Dv}), lse(Shape{s.B, s.H, s.Lq});
     {
         py::gil_scoped_release release;
-        flash_attention_forward(s, q.data(), k.data(), v.data(), m, out.mutable_data(), lse.mutable_data());
+        flash_attention_forward(s, q.data(), k.data(), v.data(), m, drop, out.mutable_data(), lse.mutable_data());
     }
     return py::make_tuple(out, lse);
 }
 
 static py::tuple attention_bwd(py::handle dout_obj, py::handle q_obj, py::handle k_obj, py::handle v_obj,
-                               py::handle out_obj, py::handle lse_obj, py::object mask, bool causal, py::object scale) {
+                               py::handle out_obj, py::handle lse_obj, py::object mask, bool causal, py::object scale,
+                               double dropout_p, py::int_ dropout_seed) {
     const char* fn = "attention_backward";
+    const AttnDropout drop = attention_dropout(dropout_p, dropout_seed, fn);
     auto q = f32(q_obj, fn, "q"), k = f32(k_obj, fn, "k"), v = f32(v_obj, fn, "v");
     auto dout = f32(dout_obj, fn, "dout"), out = f32(out_obj, fn, "out"), lse = f32(lse_obj, fn, "lse");
     const AttnShape s = attention_shape(q, k, v, causal, scale, fn);
@@ -395,7 +412,7 @@ static py::tuple attention_bwd(py::handle dout_obj, py::handle q_obj, py::handle
     FloatArray dq = new_output(shape_of(q)), dk = new_output(shape_of(k)), dv = new_output(shape_of(v));
     {
         py::gil_scoped_release release;
-        flash_attention_backward(s, dout.data(), q.data(), k.data(), v.data(), out.data(), lse.data(), m,
+        flash_attention_backward(s, dout.data(), q.data(), k.data(), v.data(), out.data(), lse.data(), m, drop,
                                  dq.mutable_data(), dk.mutable_data(), dv.mutable_data());
     }
     return py::make_tuple(dq, dk, dv);
@@ -556,10 +573,11 @@ PYBIND11_MODULE(_C, m) {
     m.def("gelu_forward", &gelu_fwd, py::arg("x"), py::arg("approximate") = "none");
     m.def("gelu_backward", &gelu_bwd, py::arg("dy"), py::arg("x"), py::arg("approximate") = "none");
     m.def("attention_forward", &attention_fwd, py::arg("q"), py::arg("k"), py::arg("v"), py::arg("mask") = py::none(),
-          py::arg("causal") = false, py::arg("scale") = py::none());
+          py::arg("causal") = false, py::arg("scale") = py::none(), py::arg("dropout_p") = 0.0,
+          py::arg("dropout_seed") = 0);
     m.def("attention_backward", &attention_bwd, py::arg("dout"), py::arg("q"), py::arg("k"), py::arg("v"),
           py::arg("out"), py::arg("lse"), py::arg("mask") = py::none(), py::arg("causal") = false,
-          py::arg("scale") = py::none());
+          py::arg("scale") = py::none(), py::arg("dropout_p") = 0.0, py::arg("dropout_seed") = 0);
     m.def("cross_entropy_forward", &cross_entropy_fwd, py::arg("logits"), py::arg("target"),
           py::arg("ignore_index") = -100, py::arg("label_smoothing") = 0.0);
     m.def("cross_entropy_backward", &cross_entropy_bwd, py::arg("dloss"), py::arg("logits"), py::arg("lse"),

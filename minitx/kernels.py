@@ -18,12 +18,14 @@ Fused row kernels (csrc/fused/):
         -> (dx, dweight, dbias)
     gelu_forward(x, approximate="none"|"tanh"), gelu_backward(dy, x, approximate)
 Flash attention (csrc/attention/): q (B,H,Lq,D), k (B,H,Lk,D), v (B,H,Lk,Dv)
-    attention_forward(q, k, v, mask=None, causal=False, scale=None) -> (out, lse)
-    attention_backward(dout, q, k, v, out, lse, mask=None, causal=False, scale=None) -> (dq, dk, dv)
+    attention_forward(q, k, v, mask=None, causal=False, scale=None, dropout_p=0.0, dropout_seed=0) -> (out, lse)
+    attention_backward(dout, q, k, v, out, lse, mask=None, causal=False, scale=None, dropout_p=0.0,
+                       dropout_seed=0) -> (dq, dk, dv)
     mask: bool (True = attend) or float32 additive (-inf = blocked), broadcastable to (B,H,Lq,Lk) (padding:
     (B,1,1,Lk)); the rule is minitx/masks.py. A fully masked row gives out = 0, lse = -inf and no gradient;
     a NaN score gives a NaN row.
-    Attention-probability dropout is not fused: F.scaled_dot_product_attention takes the unfused path for it.
+    dropout_p in [0, 1): dropout on P with the mask hashed from (dropout_seed, position), regenerated in the
+    backward (numpy_ref.attention_dropout_scale).
 Cross-entropy (csrc/loss/cross_entropy.cpp): logits (N, C) float32, target (N,) int64 (classes in [0, C) or
 ignore_index), label_smoothing in [0, 1]
     cross_entropy_forward(logits, target, ignore_index=-100, label_smoothing=0.0) -> (loss (N,), lse (N,) float64)

@@ -9,6 +9,7 @@ which the "numpy" backend runs). Tests compare each C++ kernel with its twin her
 from minitx.backends.numpy_ref import (  # noqa: F401
     adamw_step,
     attention_backward,
+    attention_dropout_scale,
     attention_forward,
     cross_entropy_backward,
     cross_entropy_forward,
@@ -29,5 +30,6 @@ from minitx.backends.numpy_ref import (  # noqa: F401
 __all__ = [
     "matmul", "matmul_tn", "matmul_nt", "softmax_forward", "softmax_backward", "log_softmax_forward",
     "log_softmax_backward", "layer_norm_forward", "layer_norm_backward", "gelu_forward", "gelu_backward", "erf",
-    "attention_forward", "attention_backward", "cross_entropy_forward", "cross_entropy_backward", "adamw_step",
+    "attention_forward", "attention_backward", "attention_dropout_scale",
+    "cross_entropy_forward", "cross_entropy_backward", "adamw_step",
 ]

@@ -30,6 +30,7 @@ infinity is an IEEE artefact rather than a derivative. A sample that sets ``tol`
 """
 from __future__ import annotations
 
+import math
 import zlib
 from dataclasses import dataclass, field, replace
 from typing import Callable
@@ -41,6 +42,8 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 
 import minitx as mx
 import minitx.nn.functional as F
+from minitx.backends.numpy_ref import attention_dropout_scale
+from minitx.ops.attention import draw_dropout_seed
 
 FLOATS = (np.float32, np.float64)
 NUMERIC = FLOATS + (np.int64,)
@@ -508,6 +511,48 @@ def torch_sdpa(q, k, v, attn_mask=None, is_causal=False):
     return TF.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, is_causal=is_causal)
 
 
+DROPOUT_P, DROPOUT_RUN_SEED = 0.3, 1234
+
+
+def sdpa_dropout(q, k, v, attn_mask=None, is_causal=False):
+    """Training-mode SDPA with attention dropout; the generator is reseeded so every call draws one mask."""
+    mx.manual_seed(DROPOUT_RUN_SEED)
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, is_causal=is_causal, dropout_p=DROPOUT_P)
+
+
+def torch_sdpa_dropout(q, k, v, attn_mask=None, is_causal=False):
+    """torch's math with minitx's dropout mask: P ∘ Z from the seed minitx draws (torch's own RNG differs, so
+    its ``dropout_p`` cannot be compared); the reference for the hashed mask on every path."""
+    lq, lk = q.shape[-2], k.shape[-2]
+    scores = torch.matmul(q, k.transpose(-2, -1)) / math.sqrt(q.shape[-1])
+    if attn_mask is not None:
+        scores = scores.masked_fill(~attn_mask, -INF) if attn_mask.dtype == torch.bool else scores + attn_mask
+    if is_causal:
+        scores = scores.masked_fill(torch.ones(lq, lk, dtype=torch.bool).tril(lk - lq).logical_not(), -INF)
+    p = torch.softmax(scores, dim=-1)
+    mx.manual_seed(DROPOUT_RUN_SEED)
+    z = attention_dropout_scale(draw_dropout_seed(), tuple(p.shape), DROPOUT_P, q.detach().numpy().dtype)
+    return torch.matmul(p * torch.from_numpy(z), v)
+
+
+def sdpa_dropout_samples(dtype, rng):
+    """The masks and shapes of sdpa_samples that every query row can see through (a dropout mask has no NaN
+    or fully-masked-row edge of its own), at sizes that cross the kernel's 128-query/128-key tiles."""
+    make = Make(dtype, rng)
+
+    def qkv(lq=3, lk=5, batch=(1, 2)):
+        return make.randn(*batch, lq, 4), make.randn(*batch, lk, 4), make.randn(*batch, lk, 4)
+
+    padding = make.mask(1, 1, 1, 5)
+    padding[..., 0] = True
+    yield SampleInput("no_mask", qkv())
+    yield SampleInput("bool_padding_mask", (*qkv(), padding))
+    yield SampleInput("additive_mask", (*qkv(), make.randn(1, 2, 3, 5)))
+    yield SampleInput("causal", qkv(lq=4, lk=4), dict(is_causal=True))
+    yield SampleInput("crosses_tiles", qkv(lq=130, lk=131, batch=(1, 1)))
+    yield SampleInput("no_queries", qkv(lq=0))
+
+
 def torch_math_sdpa(*args, **kwargs):
     """torch's math (reference) SDPA. Its fused CPU kernel turns a query row holding NaN into zeros; the
     math path gives NaN, which is what the formula (and minitx) gives."""
@@ -717,4 +762,6 @@ OP_TABLE = (
     # -------- attention; the float additive mask (input 3) is a constant, not differentiated
     OpInfo("scaled_dot_product_attention", sdpa, sdpa_samples, ref=torch_sdpa, grad_inputs=(0, 1, 2),
            marker="hw3_attention", error_inputs=SDPA_ERRORS),
+    OpInfo("scaled_dot_product_attention_dropout", sdpa_dropout, sdpa_dropout_samples, ref=torch_sdpa_dropout,
+           grad_inputs=(0, 1, 2), noncontiguous=True),
 )

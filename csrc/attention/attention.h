@@ -3,6 +3,7 @@
 // Reference: minitx/backends/numpy_ref.py::attention_forward / attention_backward
 #pragma once
 #include <cmath>
+#include <cstdint>
 
 #include "common.h"
 
@@ -40,6 +41,27 @@ struct AttnShape {
     }
 };
 
+// Attention dropout on P from a counter-based hash, so the backward regenerates the mask instead of storing it:
+// element n = ((b·H + h)·Lq + i)·Lk + j of the (B,H,Lq,Lk) matrix is kept iff
+// splitmix64(seed + (n+1)·0x9E3779B97F4A7C15) >> 40 >= threshold (= floor(p·2²⁴)); kept values are scaled by
+// 1/(1-p), dropped ones become 0 (inverted dropout).
+// Reference: minitx/backends/numpy_ref.py::attention_dropout_scale
+struct AttnDropout {
+    bool on = false;
+    std::uint64_t seed = 0;
+    std::uint32_t threshold = 0;
+    float scale = 1.f;
+    static std::uint64_t splitmix64(std::uint64_t z) {
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+        return z ^ (z >> 31);
+    }
+    float factor(Index n) const {
+        const std::uint64_t z = splitmix64(seed + (std::uint64_t(n) + 1) * 0x9E3779B97F4A7C15ull);
+        return (z >> 40) >= threshold ? scale : 0.f;
+    }
+};
+
 // Tiles: a block of kBlockQ queries meets a tile of kBlockK keys; scores are held transposed, st[key][query]
 // (kBlockK × kBlockQ floats, 64 KiB, L2-resident), so per-query softmax statistics are vectors across a row.
 // 128 × 128 rather than 64 × 64: each query block reads K and V half as often (measured on the forward,
@@ -60,15 +82,24 @@ inline void mask_tile(const AttnShape& s, const AttnMask& mask, Index b, Index h
     }
 }
 
+// Dropout on a transposed tile st[r][c] (key j0 + r, query i0 + c) of head bh = b·H + h: st ∘= Z.
+inline void dropout_tile(const AttnShape& s, const AttnDropout& drop, Index bh, Index i0, Index nq, Index j0,
+                         Index nk, float* st) {
+    for (Index c = 0; c < nq; ++c) {
+        const Index row = (bh * s.Lq + i0 + c) * s.Lk + j0;
+        for (Index r = 0; r < nk; ++r) st[r * kBlockQ + c] *= drop.factor(row + r);
+    }
+}
+
 // Does the tile (queries [i0, i0+nq), keys [j0, j0+nk)) need mask_tile? (a mask, or the causal edge crosses it)
 inline bool tile_needs_mask(const AttnShape& s, const AttnMask& mask, Index i0, Index j0, Index nk) {
     return mask.any() || j0 + nk > s.keys_visible(i0);
 }
 
 void flash_attention_forward(const AttnShape& s, const float* q, const float* k, const float* v, const AttnMask& mask,
-                             float* out, float* lse);
+                             const AttnDropout& drop, float* out, float* lse);
 void flash_attention_backward(const AttnShape& s, const float* dout, const float* q, const float* k, const float* v,
-                              const float* out, const float* lse, const AttnMask& mask, float* dq, float* dk,
-                              float* dv);
+                              const float* out, const float* lse, const AttnMask& mask, const AttnDropout& drop,
+                              float* dq, float* dk, float* dv);
 
 }  // namespace minitx

@@ -13,6 +13,8 @@
 // the (batch, head, key block) tasks keep both cores busy even when B·H is 1.
 // Memory: O(L): four packed copies of Q and dO and one dq-sized buffer per extra thread (in the calling
 // thread's retained Scratch, common.h), a few tiles per thread; never the Lq×Lk matrix.
+// Attention dropout (AttnDropout, attention.h): the factors Z are regenerated from the seed per tile, then
+//   dV += (P ∘ Z)ᵀ dO,  dP = (dO Vᵀ) ∘ Z,  dS = P ∘ (dP - Δ)   (Δ = rowsum(dO ∘ O) = Σ_j P_ij dP_ij still).
 // Rows with lse = -inf (fully masked) get dQ = 0 and add nothing to dK/dV. A row with lse = NaN (its
 // forward was NaN) has P = exp(S - NaN) = NaN on every key of the tiles it meets, so its dQ, and dK/dV of
 // those keys, are NaN.
@@ -53,8 +55,8 @@ struct BwdHead {  // one (batch, head) slice of every array; `block0` is the hea
 };
 
 // Keys [j0, j0 + nk) of one head against every query block that sees them.
-static void backward_key_block(const AttnShape& s, const BwdHead& t, const AttnMask& mask, Index b, Index h, Index j0,
-                               Index nk) {
+static void backward_key_block(const AttnShape& s, const BwdHead& t, const AttnMask& mask, const AttnDropout& drop,
+                               Index b, Index h, Index j0, Index nk) {
     std::vector<float> st(kBlockK * kBlockQ), dpt(kBlockK * kBlockQ), shift(kBlockQ), kp(panel_floats(nk, s.D));
     float* dk = t.dk + j0 * s.D;
     float* dv = t.dv + j0 * s.Dv;
@@ -73,11 +75,12 @@ static void backward_key_block(const AttnShape& s, const BwdHead& t, const AttnM
         gemm_tile_packed_b(nk, nq, s.D, kb, s.D, 1, pq.qt + blk * pq.qt_stride, st.data(), kBlockQ, false);
         if (tile_needs_mask(s, mask, i0, j0, nk)) mask_tile(s, mask, b, h, i0, nq, j0, nk, st.data());
         simd::exp_sub_cols(st.data(), nk, nq, kBlockQ, shift.data());
-        // dV += Pᵀ dO;  dPᵀ = V dOᵀ
-        gemm_tile_packed_b(nk, s.Dv, nq, st.data(), kBlockQ, 1, pq.dout + blk * pq.dout_stride, dv, s.Dv, true);
+        // dPᵀ = (V dOᵀ) ∘ Z;  dSᵀ = scale · P ∘ (dPᵀ - Δ);  dV += (P ∘ Z)ᵀ dO
         gemm_tile_packed_b(nk, nq, s.Dv, vb, s.Dv, 1, pq.dot + blk * pq.dot_stride, dpt.data(), kBlockQ, false);
-        // dSᵀ = scale · P ∘ (dPᵀ - Δ)
+        if (drop.on) dropout_tile(s, drop, b * s.H + h, i0, nq, j0, nk, dpt.data());
         simd::softmax_grad_cols(dpt.data(), st.data(), nk, nq, kBlockQ, t.delta + i0, s.scale);
+        if (drop.on) dropout_tile(s, drop, b * s.H + h, i0, nq, j0, nk, st.data());
+        gemm_tile_packed_b(nk, s.Dv, nq, st.data(), kBlockQ, 1, pq.dout + blk * pq.dout_stride, dv, s.Dv, true);
         // dK += dSᵀ Q;  dQ += dS K
         gemm_tile_packed_b(nk, s.D, nq, dpt.data(), kBlockQ, 1, pq.q + blk * pq.q_stride, dk, s.D, true);
         gemm_tile_packed_b(nq, s.D, nk, dpt.data(), 1, kBlockQ, kp.data(), t.dq + i0 * s.D, s.D, true);
@@ -85,8 +88,8 @@ static void backward_key_block(const AttnShape& s, const BwdHead& t, const AttnM
 }
 
 void flash_attention_backward(const AttnShape& s, const float* dout, const float* q, const float* k, const float* v,
-                              const float* out, const float* lse, const AttnMask& mask, float* dq, float* dk,
-                              float* dv) {
+                              const float* out, const float* lse, const AttnMask& mask, const AttnDropout& drop,
+                              float* dq, float* dk, float* dv) {
     const Index heads = s.B * s.H, rows = heads * s.Lq, k_blocks = (s.Lk + kBlockK - 1) / kBlockK;
     const Index q_blocks = (s.Lq + kBlockQ - 1) / kBlockQ, n_tasks = heads * k_blocks;
     const double work = double(s.B) * s.H * s.Lq * s.Lk * (s.D + s.Dv);
@@ -120,7 +123,7 @@ void flash_attention_backward(const AttnShape& s, const float* dout, const float
         const Index bh = task / k_blocks, j0 = (task % k_blocks) * kBlockK;
         const BwdHead t{k + bh * s.Lk * s.D, v + bh * s.Lk * s.Dv, lse + bh * s.Lq, delta.data() + bh * s.Lq, &packed,
                         bh * q_blocks, dq_of[w] + bh * s.Lq * s.D, dk + bh * s.Lk * s.D, dv + bh * s.Lk * s.Dv};
-        backward_key_block(s, t, mask, bh / s.H, bh % s.H, j0, std::min(kBlockK, s.Lk - j0));
+        backward_key_block(s, t, mask, drop, bh / s.H, bh % s.H, j0, std::min(kBlockK, s.Lk - j0));
     }, max_threads);
     if (!dq_of[0]) std::fill(dq, dq + dq_size, 0.f);  // the caller took no task (or there were none)
     constexpr Index kChunk = 1 << 14;

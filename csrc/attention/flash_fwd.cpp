@@ -1,4 +1,4 @@
-// Flash attention forward: out = softmax(q kᵀ · scale + bias) v without forming the Lq×Lk matrix.
+// Flash attention forward: out = dropout(softmax(q kᵀ · scale + bias)) v without forming the Lq×Lk matrix.
 // A block of kBlockQ queries streams K/V in tiles of kBlockK keys with an online softmax: a running max
 // m, running sum l and unnormalised accumulator acc per query, rescaled by exp(m_old - m_new) whenever a
 // tile raises the max (Milakov & Gimelshein, 2018; Dao et al., 2022, Alg. 1; FlashAttention-2 loop order).
@@ -9,7 +9,8 @@
 // one contiguous 64-byte row: (scale·Q_blk)ᵀ once per query block, every V tile once per call (a parallel
 // pre-pass into the calling thread's Scratch; packing V per (query block, tile) pair was 6% of the time).
 // The only extra memory is one score tile and the packed panels; out = acc / l and lse = m + log l are kept
-// for the backward.
+// for the backward. Attention dropout (AttnDropout, attention.h) multiplies the tile's exp(S - m) by its
+// factors after l has summed them and before P · V: out = ((P̃ ∘ Z) V) / l, with l undropped.
 // A row that sees no key (all blocked: -inf) gets out = 0 and lse = -inf, never NaN. A row with a NaN among
 // the scores it sees (a NaN in its query, or in a key it may see; +inf scores too) gets out = NaN and
 // lse = NaN, as torch: the NaN reaches l through the exp (simd::online_softmax_cols). A NaN behind the
@@ -29,7 +30,7 @@ namespace minitx {
 // One block of nq queries [i0, i0 + nq) of head (b, h) against all the keys it may see; `vp` holds the
 // head's V tiles packed into panels (tile t at t · panel_floats(kBlockK, Dv)).
 static void forward_block(const AttnShape& s, const float* qh, const float* kh, const float* vp, const AttnMask& mask,
-                          Index b, Index h, Index i0, Index nq, float* outh, float* lseh) {
+                          const AttnDropout& drop, Index b, Index h, Index i0, Index nq, float* outh, float* lseh) {
     std::vector<float> qp(s.D * kBlockQ), st(kBlockK * kBlockQ), acc(kBlockQ * s.Dv, 0.f);
     std::vector<float> m(kBlockQ, -INFINITY), l(kBlockQ, 0.f), corr(kBlockQ);
     pack_b_panels(s.D, nq, qh + i0 * s.D, 1, s.D, s.scale, qp.data());  // (scale·Q_blk)ᵀ, once per block
@@ -41,6 +42,7 @@ static void forward_block(const AttnShape& s, const float* qh, const float* kh, 
         simd::online_softmax_cols(st.data(), nk, nq, kBlockQ, m.data(), l.data(), corr.data());
         for (Index c = 0; c < nq; ++c)
             if (corr[c] != 1.f) simd::scale(acc.data() + c * s.Dv, corr[c], s.Dv);
+        if (drop.on) dropout_tile(s, drop, b * s.H + h, i0, nq, j0, nk, st.data());
         const float* v_tile = vp + (j0 / kBlockK) * panel_floats(kBlockK, s.Dv);
         gemm_tile_packed_b(nq, s.Dv, nk, st.data(), 1, kBlockQ, v_tile, acc.data(), s.Dv, true);
     }
@@ -58,7 +60,7 @@ static void forward_block(const AttnShape& s, const float* qh, const float* kh, 
 }
 
 void flash_attention_forward(const AttnShape& s, const float* q, const float* k, const float* v, const AttnMask& mask,
-                             float* out, float* lse) {
+                             const AttnDropout& drop, float* out, float* lse) {
     const Index heads = s.B * s.H, q_blocks = (s.Lq + kBlockQ - 1) / kBlockQ;
     const Index k_tiles = (s.Lk + kBlockK - 1) / kBlockK, tile_floats = panel_floats(kBlockK, s.Dv);
     const double work = double(s.B) * s.H * s.Lq * s.Lk * (s.D + s.Dv);
@@ -73,7 +75,7 @@ void flash_attention_forward(const AttnShape& s, const float* q, const float* k,
     parallel_for(heads * q_blocks, [&](Index task) {
         const Index bh = task / q_blocks, i0 = (task % q_blocks) * kBlockQ;
         forward_block(s, q + bh * s.Lq * s.D, k + bh * s.Lk * s.D, v_packed.data() + bh * k_tiles * tile_floats,
-                      mask, bh / s.H, bh % s.H, i0, std::min(kBlockQ, s.Lq - i0), out + bh * s.Lq * s.Dv,
+                      mask, drop, bh / s.H, bh % s.H, i0, std::min(kBlockQ, s.Lq - i0), out + bh * s.Lq * s.Dv,
                       lse + bh * s.Lq);
     }, max_threads);
 }

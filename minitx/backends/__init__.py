@@ -111,9 +111,10 @@ def attention_path(query: np.ndarray, key: np.ndarray, value: np.ndarray, dropou
     """"fused" or "unfused": how scaled-dot-product attention runs (minitx/ops/attention.py).
 
     Fused (one Function around the flash kernel, O(L) memory) when the C++ kernel takes the inputs and
-    nothing needs the L×L probabilities: no attention dropout, no ``need_weights``. Otherwise unfused: the
-    Tensor ops (matmul, softmax, dropout), which form P. Both give the same numbers (minitx/masks.py).
+    nothing needs the L×L probabilities (no ``need_weights``); the kernel does dropout for p < 1. Otherwise
+    unfused: the Tensor ops (matmul, softmax), which form P. Both give the same numbers (minitx/masks.py)
+    and draw the same dropout mask from the same seed (numpy_ref.attention_dropout_scale).
     """
-    if dropout_p > 0 or need_weights:
+    if dropout_p >= 1 or need_weights:
         return "unfused"
     return "fused" if _cpp_takes("attention_forward", [query, key, value]) else "unfused"

@@ -4,7 +4,7 @@
 The kernels take C-contiguous float32 arrays and validate strictly; the ops may hand over views
 (transposes, slices), so this layer makes them contiguous first — except for a transposed matrix,
 which goes to the ``matmul_tn`` / ``matmul_nt`` kernels as it is (they read it through strides).
-For attention it broadcasts k/v to q's (B, H) and sums their gradients back; masks arrive canonical
+For attention it broadcasts q/k/v to the scores' (B, H) and sums their gradients back; masks arrive canonical
 (``minitx.masks``: boolean, or float32 with -inf where blocked) and the kernel broadcasts them by strides.
 Which inputs reach this file at all is decided in one place: ``minitx.backends.kernel``.
 """
@@ -77,26 +77,26 @@ def gelu_backward(dy: np.ndarray, x: np.ndarray, approximate: str = "none") -> n
 
 
 def _attention_inputs(q, k, v, mask):
-    """q, k, v as contiguous (B, H, L, D) float32 with k/v broadcast to q's (B, H); the mask contiguous."""
-    lead = q.shape[:-2]
-    k = np.ascontiguousarray(np.broadcast_to(k, lead + k.shape[-2:]))
-    v = np.ascontiguousarray(np.broadcast_to(v, lead + v.shape[-2:]))
+    """q, k, v as contiguous (B, H, L, D) float32, all broadcast to the scores' (B, H); the mask contiguous."""
+    lead = np.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2])
+    q, k, v = (np.ascontiguousarray(np.broadcast_to(a, lead + a.shape[-2:])) for a in (q, k, v))
     if mask is not None:
         mask = np.ascontiguousarray(mask)
-    return np.ascontiguousarray(q), k, v, mask
+    return q, k, v, mask
 
 
-def attention_forward(q, k, v, mask=None, causal=False, scale=None):
+def attention_forward(q, k, v, mask=None, causal=False, scale=None, dropout_p=0.0, dropout_seed=0):
     q, k, v, mask = _attention_inputs(q, k, v, mask)
-    return kernels.attention_forward(q, k, v, mask, bool(causal), scale)
+    return kernels.attention_forward(q, k, v, mask, bool(causal), scale, float(dropout_p), int(dropout_seed))
 
 
-def attention_backward(dout, q, k, v, out, lse, mask=None, causal=False, scale=None):
-    k_shape, v_shape = k.shape, v.shape
+def attention_backward(dout, q, k, v, out, lse, mask=None, causal=False, scale=None, dropout_p=0.0, dropout_seed=0):
+    shapes = q.shape, k.shape, v.shape
     q, k, v, mask = _attention_inputs(q, k, v, mask)
-    dq, dk, dv = kernels.attention_backward(np.ascontiguousarray(dout), q, k, v, np.ascontiguousarray(out),
-                                            np.ascontiguousarray(lse), mask, bool(causal), scale)
-    return dq, numpy_ref._sum_to(dk, k_shape), numpy_ref._sum_to(dv, v_shape)
+    grads = kernels.attention_backward(np.ascontiguousarray(dout), q, k, v, np.ascontiguousarray(out),
+                                       np.ascontiguousarray(lse), mask, bool(causal), scale, float(dropout_p),
+                                       int(dropout_seed))
+    return tuple(numpy_ref._sum_to(g, shape) for g, shape in zip(grads, shapes))
 
 
 def cross_entropy_forward(logits, target, ignore_index=-100, label_smoothing=0.0):

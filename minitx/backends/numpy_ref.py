@@ -222,13 +222,50 @@ def _masked_scores(q, k, mask, causal, scale):
     return np.where(keep, scores, np.finfo(q.dtype).min), visible
 
 
-def attention_forward(q, k, v, mask=None, causal=False, scale=None):
-    """out = softmax(q kᵀ * scale + bias) v, scale = 1/√D by default.
+def attention_dropout_scale(seed: int, shape: tuple, p: float, dtype) -> np.ndarray:
+    """Z, the attention-dropout factors of a (..., Lq, Lk) probability matrix: 1/(1-p) where kept, 0 where dropped
+    (inverted dropout; Srivastava et al., 2014), so dropped P = P ∘ Z.
+
+    The mask comes from a counter-based hash instead of a stream of random numbers (as FlashAttention draws it
+    with Philox; Salmon et al., 2011): element n of the matrix (its C-order position) is kept iff
+
+        splitmix64(seed + (n + 1) · 0x9E3779B97F4A7C15) >> 40  >=  floor(p · 2²⁴)
+
+    i.e. a 24-bit uniform integer is at least p's share of 2²⁴. The same (seed, n) always gives the same
+    decision, so the fused kernel regenerates the mask tile by tile in its backward instead of storing it;
+    ``csrc/attention/attention.h::AttnDropout`` is the C++ twin. The seed is drawn per call from minitx's
+    generator (``minitx.ops.attention.draw_dropout_seed``).
+    """
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"attention dropout: p must be in [0, 1], got {p}")
+    if p == 1.0:  # nothing kept (1/(1-p) would divide by zero)
+        return np.zeros(shape, dtype)
+    n = np.arange(1, math.prod(shape) + 1, dtype=np.uint64).reshape(shape)
+    keep = (_splitmix64(np.uint64(seed) + n * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(40)) >= int(p * 2 ** 24)
+    return np.where(keep, np.asarray(1.0 / (1.0 - p), dtype), np.asarray(0, dtype))
+
+
+def _splitmix64(z: np.ndarray) -> np.ndarray:
+    """The finaliser of splitmix64 (Steele et al., 2014): a bijection of uint64 that mixes every input bit into
+    every output bit (array arithmetic wraps modulo 2⁶⁴)."""
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
+def _dropped(p: np.ndarray, dropout_p: float, dropout_seed: int) -> np.ndarray:
+    """P ∘ Z (attention_dropout_scale), or P itself when dropout_p is 0."""
+    return p * attention_dropout_scale(dropout_seed, p.shape, dropout_p, p.dtype) if dropout_p > 0 else p
+
+
+def attention_forward(q, k, v, mask=None, causal=False, scale=None, dropout_p=0.0, dropout_seed=0):
+    """out = dropout(softmax(q kᵀ * scale + bias)) v, scale = 1/√D by default.
 
     q: (B, H, Lq, D), k and v: (B, H, Lk, D); mask: canonical (``minitx.masks.canonical_mask``): boolean
-    (True = keep) or additive with -inf where blocked, broadcastable to (B, H, Lq, Lk). Returns
-    (out (B, H, Lq, D), lse (B, H, Lq)) where lse = logsumexp of the scores: what the backward pass needs to
-    recompute the probabilities. A fully masked row gives out = 0 and lse = -inf; a NaN score gives a NaN row.
+    (True = keep) or additive with -inf where blocked, broadcastable to (B, H, Lq, Lk). ``dropout_p`` > 0
+    multiplies P by ``attention_dropout_scale(dropout_seed, ...)``. Returns (out (B, H, Lq, D), lse (B, H, Lq))
+    where lse = logsumexp of the scores (before dropout): what the backward pass needs to recompute the
+    probabilities. A fully masked row gives out = 0 and lse = -inf; a NaN score gives a NaN row.
     """
     scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
     scores, visible = _masked_scores(q, k, mask, causal, scale)
@@ -238,31 +275,34 @@ def attention_forward(q, k, v, mask=None, causal=False, scale=None):
     with np.errstate(divide="ignore", invalid="ignore"):
         p = np.where(visible, e / denom, 0.0)
         lse = np.where(visible, np.log(denom) + row_max, -np.inf)[..., 0]
-    out = np.matmul(p, v)
+    out = np.matmul(_dropped(p, dropout_p, dropout_seed), v)
     return out.astype(q.dtype, copy=False), lse.astype(q.dtype, copy=False)
 
 
-def attention_backward(dout, q, k, v, out, lse, mask=None, causal=False, scale=None):
-    """Gradients of attention from the saved logsumexp (P is recomputed, never stored):
+def attention_backward(dout, q, k, v, out, lse, mask=None, causal=False, scale=None, dropout_p=0.0, dropout_seed=0):
+    """Gradients of attention from the saved logsumexp (P is recomputed, never stored; so is the dropout
+    mask Z, from its seed):
 
-        P = exp(S - lse),  dV = Pᵀ dO,  dP = dO Vᵀ,
+        P = exp(S - lse),  dV = (P ∘ Z)ᵀ dO,  dP = (dO Vᵀ) ∘ Z,
         dS = P ∘ (dP - rowsum(dO ∘ O)),  dQ = dS K * scale,  dK = dSᵀ Q * scale
 
-    A fully masked row (lse = -inf) has P = 0, so it passes no gradient.
+    (rowsum(dO ∘ O) = Σ_j P_ij dP_ij still holds with dropout, since O = (P ∘ Z) V). A fully masked row
+    (lse = -inf) has P = 0, so it passes no gradient.
     """
     scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
     scores, _ = _masked_scores(q, k, mask, causal, scale)
     p = np.exp(scores - np.where(np.isneginf(lse), np.inf, lse)[..., None])
-    dv = np.matmul(np.swapaxes(p, -1, -2), dout)
-    dp = np.matmul(dout, np.swapaxes(v, -1, -2))
+    dv = np.matmul(np.swapaxes(_dropped(p, dropout_p, dropout_seed), -1, -2), dout)
+    dp = _dropped(np.matmul(dout, np.swapaxes(v, -1, -2)), dropout_p, dropout_seed)
     delta = (dout * out).sum(axis=-1, keepdims=True)
     ds = p * (dp - delta)
     dq = np.matmul(ds, k) * scale
     dk = np.matmul(np.swapaxes(ds, -1, -2), q) * scale
     dt = q.dtype
-    return dq.astype(dt, copy=False), _sum_to(dk, k.shape).astype(dt, copy=False), _sum_to(dv, v.shape).astype(dt, copy=False)
+    return (_sum_to(dq, q.shape).astype(dt, copy=False), _sum_to(dk, k.shape).astype(dt, copy=False),
+            _sum_to(dv, v.shape).astype(dt, copy=False))
 
 
 def _sum_to(grad, shape):
-    """Sum the axes of grad that were broadcast from shape (k/v may have fewer batch dims than q)."""
+    """Sum the axes of grad that were broadcast from shape (q, k or v may have fewer batch dims than the scores)."""
     return unbroadcast(grad, shape)

@@ -30,7 +30,7 @@ class CommandError(Exception):
 def demo_command(args) -> int:
     from minitx.recipes.demo import run_demo
 
-    run_demo(args.out, quick=args.quick, seed=args.seed, disable_tqdm=args.no_progress)
+    run_demo(args.out, quick=args.quick, seed=args.seed, disable_tqdm=args.no_progress, minutes=args.minutes)
     return 0
 
 
@@ -297,6 +297,9 @@ def build_parser() -> argparse.ArgumentParser:
                                    "fine-tuning on real-vs-shuffled sentences, [MASK] filling, GPT-2 generation.")
     p.add_argument("--out", default="minitx-demo", help="output directory (default ./minitx-demo)")
     p.add_argument("--quick", action="store_true", help="tiny settings: a smoke test in seconds")
+    p.add_argument("--minutes", type=_number(float, 0, low_open=True), default=5.0,
+                   help="training budget on two cores; the step counts scale with it (default 5; "
+                        "the README gives the minutes that reach the course targets)")
     p.add_argument("--seed", type=_number(int, 0), default=0, help="random seed (default 0)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     p.set_defaults(func=demo_command)

@@ -74,9 +74,22 @@ def test_demo_quick_writes_everything(tmp_path, capsys):
     assert "MLM accuracy" in out and "majority baseline" in out and "greedy" in out
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert set(summary) >= {"corpus", "pretrain", "finetune", "fill_mask", "gpt2", "generate", "wall_time_s"}
+    assert len(summary["stage_seconds"]) == 5 and out.count(" s)\n") == 5  # each stage's time, printed
     for path in ("bert/model/model.safetensors", "bert/model/vocab.txt", "bert/curves.png", "bert/log.jsonl",
                  "finetune/model/config.json", "gpt2/model/merges.txt"):
         assert (tmp_path / path).is_file(), path
+
+
+def test_demo_minutes_scale_the_training_steps():
+    from minitx.recipes.demo import demo_settings
+
+    bert, _, gpt2 = demo_settings()
+    bert_long, _, gpt2_long = demo_settings(20)
+    assert (bert_long.max_steps, gpt2_long.max_steps) == (4 * bert.max_steps, 4 * gpt2.max_steps)
+    for settings in (bert, gpt2, bert_long, gpt2_long):  # six evaluations, evenly spaced
+        assert settings.max_steps // settings.eval_steps == 6
+    with pytest.raises(ValueError, match="minutes must be > 0"):
+        demo_settings(0)
 
 
 @pytest.mark.hw1_autograd
@@ -208,6 +221,8 @@ def test_console_script_exit_code_without_traceback(tmp_path):
     (["generate", "--model", ".", "--prompt", "x", "--max-new-tokens", "0"], "argument --max-new-tokens: must be"),
     (["generate", "--model", ".", "--prompt", "x", "--top-p", "0"], "argument --top-p: must be a number in (0, 1]"),
     (["generate", "--model", ".", "--prompt", "x", "--temperature", "nan"], "argument --temperature: must be"),
+    (["demo", "--minutes", "0"], "argument --minutes: must be a number > 0, got 0"),
+    (["demo", "--minutes", "ten"], "argument --minutes: expected a number > 0"),
 ])
 def test_numeric_options_are_validated_in_one_line(argv, message, capsys):
     with pytest.raises(SystemExit) as exit_info:

@@ -44,46 +44,75 @@ def quick_settings():
             GPT2PretrainingSettings(max_steps=4, batch_size=4, vocab_size=300, n_embd=32, n_head=2))
 
 
-def demo_settings():
-    """The full demo's sizes, meant for about five minutes on two cores.
+DEFAULT_MINUTES = 5.0
 
-    Chosen from these measured points (2 threads on a shared 2-core EPYC at load 3-7, so times are upper bounds;
-    eval = the held-out split of each recipe):
+
+def demo_settings(minutes: float = DEFAULT_MINUTES):
+    """The full demo's sizes: about ``minutes`` of training on two cores (the steps scale with it).
+
+    The five-minute sizes were chosen from these measured points (2 threads on a shared 2-core EPYC at load 3-7,
+    so times are upper bounds; eval = the held-out split of each recipe):
     GPT-2 2L/96H, BPE vocab 1000, blocks of 64: eval perplexity at steps 0/100/200/300/400/500/600 =
       1021/279/166/134/113/101/96 with batch 16, lr 3e-3, dropout 0.1 (199 s);
-      1021/123 (step 200)/67 (step 400) with batch 32, lr 6e-3, dropout 0 (faster per token seen: chosen, 800 steps).
+      1021/123 (step 200)/67 (step 400) with batch 32, lr 6e-3, dropout 0 (faster per token seen: chosen).
     BERT 2L/96H, WordPiece vocab 2000, batch 32: MLM accuracy 0.162 after 600 steps at lr 2e-3, dropout 0.1
       (unigram baseline 0.072); at lr 4e-3 and dropout 0 it still sat on the unigram baseline (0.072) at steps
-      200 and 400 (loss 6.5), so lr 2e-3 with dropout stays, and the extra time buys 800 steps:
-      MLM accuracy 0.113/0.155/0.169 at steps 200/400/800 (still short of 0.25).
-    A whole demo at 800 + 800 steps ran past 18 minutes at load 4-6 (about twice that unloaded would still be
-    well over five), so the steps are cut back to the budget: BERT 600 (accuracy 0.155-0.162 measured at
-    400-600) and GPT-2 300 of batch 32 (perplexity between the measured 123 at 200 and 67 at 400 steps).
+      200 and 400 (loss 6.5), so lr 2e-3 with dropout stays: MLM accuracy 0.113/0.155/0.169 at steps 200/400/800.
+    A whole demo at 800 + 800 steps ran past 18 minutes at load 4-6, so the steps are cut back to the budget:
+    BERT 600 and GPT-2 300 of batch 32 (198 s in all on the quiet machine). ``minitx demo --minutes N``
+    multiplies both step counts by N/5; the learning-rate schedules stretch with them. Evaluation runs at six
+    evenly spaced steps of each pretraining (and before the first).
     """
-    return (BertPretrainingSettings(max_steps=600, eval_steps=200),
+    if not minutes > 0:
+        raise ValueError(f"demo_settings: minutes must be > 0, got {minutes}")
+    bert_steps, gpt2_steps = (max(6, round(steps * minutes / DEFAULT_MINUTES)) for steps in (600, 300))
+    return (BertPretrainingSettings(max_steps=bert_steps, eval_steps=bert_steps // 6),
             FinetuneSettings(),   # 3 epochs: 1 epoch measured 0.502 accuracy vs majority 0.500 (chance)
-            GPT2PretrainingSettings(max_steps=300, batch_size=32, learning_rate=6e-3, dropout=0.0,
-                                    eval_steps=100))
+            GPT2PretrainingSettings(max_steps=gpt2_steps, batch_size=32, learning_rate=6e-3, dropout=0.0,
+                                    eval_steps=gpt2_steps // 6))
 
 
-def section(title: str) -> None:
-    print(f"\n== {title} " + "=" * max(0, 66 - len(title)), flush=True)
+class Stages:
+    """Prints each stage's title, and on the next (or ``done``) how long the previous one took."""
+
+    def __init__(self):
+        self.started = self.stage_started = time.time()
+        self.seconds = {}
+        self.title = None
+
+    def begin(self, title: str) -> None:
+        self._end_previous()
+        self.title, self.stage_started = title, time.time()
+        print(f"\n== {title} " + "=" * max(0, 66 - len(title)), flush=True)
+
+    def done(self) -> float:
+        """Ends the last stage; returns the total wall time in seconds."""
+        self._end_previous()
+        return round(time.time() - self.started, 1)
+
+    def _end_previous(self) -> None:
+        if self.title is not None:
+            self.seconds[self.title] = round(time.time() - self.stage_started, 1)
+            print(f"   ({self.seconds[self.title]} s)", flush=True)
+            self.title = None
 
 
-def run_demo(output_dir: str, quick: bool = False, seed: int = 0, disable_tqdm: bool = False) -> dict:
-    """Run the five stages; print what happens and return (and save) the summary."""
-    start = time.time()
+def run_demo(output_dir: str, quick: bool = False, seed: int = 0, disable_tqdm: bool = False,
+             minutes: float = DEFAULT_MINUTES) -> dict:
+    """Run the five stages; print what happens and each stage's time, and return (and save) the summary.
+    ``minutes`` scales the training steps (``demo_settings``); ``quick`` uses tiny sizes instead."""
+    stages = Stages()
     bert_settings, finetune_settings, gpt2_settings = (
-        quick_settings() if quick else demo_settings())
+        quick_settings() if quick else demo_settings(minutes))
     bert_settings = replace(bert_settings, seed=seed)
     summary = {}
 
-    section("1. corpus: Python's documentation (pydoc_data.topics)")
+    stages.begin("1. corpus: Python's documentation (pydoc_data.topics)")
     documents = builtin_corpus()
     summary["corpus"] = corpus_stats(documents)
     print(", ".join(f"{k}: {v}" for k, v in summary["corpus"].items()))
 
-    section("2. pretrain BERT (masked LM + next-sentence prediction)")
+    stages.begin("2. pretrain BERT (masked LM + next-sentence prediction)")
     bert = pretrain_bert(documents, os.path.join(output_dir, "bert"), bert_settings, disable_tqdm=disable_tqdm)
     summary["pretrain"] = bert
     print(f"MLM loss {bert['mlm_loss_before']:.3f} -> {bert['mlm_loss_after']:.3f}   "
@@ -91,7 +120,7 @@ def run_demo(output_dir: str, quick: bool = False, seed: int = 0, disable_tqdm: 
     print(f"MLM accuracy {bert['mlm_accuracy']:.3f} vs unigram baseline {bert['unigram_baseline']:.3f}   "
           f"NSP accuracy {bert['nsp_accuracy']:.3f} vs majority {bert['nsp_majority_baseline']:.3f}")
 
-    section("3. fine-tune: real vs word-shuffled sentences")
+    stages.begin("3. fine-tune: real vs word-shuffled sentences")
     train_docs, eval_docs = split_documents(documents, bert_settings.eval_fraction, bert_settings.seed)
     train_examples = shuffled_sentence_task([s for d in train_docs for s in d], seed=seed)
     eval_examples = shuffled_sentence_task([s for d in eval_docs for s in d], seed=seed + 1)
@@ -101,7 +130,7 @@ def run_demo(output_dir: str, quick: bool = False, seed: int = 0, disable_tqdm: 
     print(f"accuracy {clf['eval_acc']:.3f} vs majority baseline {clf['majority_baseline']:.3f} "
           f"({clf['eval_examples']} held-out sentences)")
 
-    section("4. fill in [MASK] with the pretrained BERT")
+    stages.begin("4. fill in [MASK] with the pretrained BERT")
     model = BertForPreTraining.from_pretrained(bert["model_dir"])
     tokenizer = WordPieceTokenizer.from_pretrained(bert["model_dir"])
     summary["fill_mask"] = {}
@@ -110,7 +139,7 @@ def run_demo(output_dir: str, quick: bool = False, seed: int = 0, disable_tqdm: 
         summary["fill_mask"][text] = guesses
         print(f"{text}\n    -> " + ", ".join(f"{token} ({p:.2f})" for token, p in guesses))
 
-    section("5. generate with a small GPT-2")
+    stages.begin("5. generate with a small GPT-2")
     gpt = pretrain_gpt2(documents, os.path.join(output_dir, "gpt2"), gpt2_settings, disable_tqdm=disable_tqdm)
     summary["gpt2"] = gpt
     print(f"eval perplexity {gpt['eval_perplexity']:.1f} (uniform guessing: {gpt['uniform_perplexity']})")
@@ -118,10 +147,11 @@ def run_demo(output_dir: str, quick: bool = False, seed: int = 0, disable_tqdm: 
     for name, text in summary["generate"].items():
         print(f"{name:>8} ({DECODING[name]}): {text!r}")
 
-    summary["wall_time_s"] = round(time.time() - start, 1)
+    summary["wall_time_s"] = stages.done()
+    summary["stage_seconds"] = stages.seconds
     with open(os.path.join(output_dir, "summary.json"), "w") as f:
         json.dump(summary, f, indent=1, default=float)
-    section("done")
+    print("\n== done " + "=" * 62)
     print(f"{summary['wall_time_s']} s. Checkpoints, logs (log.jsonl) and curves (curves.png) are in "
           f"{os.path.abspath(output_dir)}; the summary is summary.json there.")
     return summary

@@ -162,3 +162,34 @@ def test_invalid_arguments_are_rejected(tmp_path):
         TrainingArguments(output_dir=str(tmp_path), gradient_accumulation_steps=0)
     with pytest.raises(FileNotFoundError, match="no checkpoint"):
         Trainer(tiny_bert(), args(tmp_path), train_dataset=parity_dataset(8)).train(resume_from_checkpoint=True)
+
+
+def test_load_best_model_at_end_restores_the_best_evaluation(tmp_path):
+    model = tiny_bert(dropout=0.0)
+    scores, snapshots = iter([0.5, 0.9, 0.7, 0.6]), []
+
+    def scripted(prediction):  # evaluations at steps 2, 4, 6, 8: the best (0.9) is at step 4
+        snapshots.append(params(model))
+        return {"score": next(scores)}
+
+    trainer = Trainer(model, args(tmp_path, max_steps=8, eval_steps=2, load_best_model_at_end=True,
+                                  metric_for_best_model="score"),
+                      train_dataset=parity_dataset(), eval_dataset=parity_dataset(16, seed=5), compute_metrics=scripted)
+    assert trainer.args.greater_is_better  # HF's default for a metric that is not a loss
+    trainer.train()
+    assert trainer.best_metrics["step"] == 4 and trainer.best_metrics["eval_score"] == 0.9
+    for name, value in params(model).items():
+        np.testing.assert_array_equal(value, snapshots[1][name], err_msg=name)
+    assert not np.array_equal(snapshots[1]["classifier.weight"], snapshots[3]["classifier.weight"])
+    assert trainer.final_metrics() is trainer.best_metrics and len(snapshots) == 4  # no fifth evaluation
+
+
+def test_best_model_arguments_are_checked(tmp_path):
+    assert args(tmp_path, eval_steps=2, metric_for_best_model="eval_loss").greater_is_better is False
+    with pytest.raises(ValueError, match="load_best_model_at_end needs eval_steps"):
+        args(tmp_path, load_best_model_at_end=True)
+    trainer = Trainer(tiny_bert(), args(tmp_path, max_steps=2, eval_steps=2, load_best_model_at_end=True,
+                                        metric_for_best_model="f1"),
+                      train_dataset=parity_dataset(), eval_dataset=parity_dataset(16, seed=5))
+    with pytest.raises(KeyError, match=r"metric_for_best_model='f1': the evaluation gave \['eval_loss'\]"):
+        trainer.train()

@@ -45,7 +45,8 @@ class BertPretrainingSettings:
     eval_fraction: float = 0.1
     dropout: float = 0.1          # hidden and attention dropout (0 turns both off)
     logging_steps: int = 1        # train loss and learning rate every N steps (1: the curve starts at step 1)
-    eval_steps: int = None        # evaluate on the held-out set every N steps too (None: before and after only)
+    eval_steps: int = None        # evaluate on the held-out set every N steps too, and keep the best weights
+                                  # (None: evaluate before and after only)
     save_steps: int = None        # a checkpoint every N steps (None: only when interrupted)
     seed: int = 0
 
@@ -120,13 +121,13 @@ def pretrain_bert(documents: list, output_dir: str, settings: BertPretrainingSet
                              warmup_ratio=s.warmup_ratio, logging_steps=s.logging_steps, eval_steps=s.eval_steps,
                              seed=s.seed,
                              disable_tqdm=disable_tqdm, plot=False,
-                             save_steps=s.save_steps)
+                             save_steps=s.save_steps, load_best_model_at_end=bool(s.eval_steps))
     trainer = Trainer(model, args, train_dataset=train_set, eval_dataset=eval_set,
                       data_collator=None, compute_metrics=mlm_nsp_metrics,
                       preprocess_logits_for_metrics=mlm_nsp_predictions)
     before = trainer.evaluate()
     trainer.train(resume_from_checkpoint=resume_from_checkpoint)
-    after = trainer.evaluate()
+    after = trainer.final_metrics()
     curves = os.path.join(output_dir, "curves.png")
     plot_training_curves(trainer.log_history, metrics=["loss", "eval_mlm_loss", "eval_nsp_loss"], smoothing=0.9,
                          title=f"BERT {s.num_hidden_layers}L/{s.hidden_size}H pretraining: MLM + NSP loss "
@@ -139,6 +140,7 @@ def pretrain_bert(documents: list, output_dir: str, settings: BertPretrainingSet
         "first_logged_loss": losses[0], "last_logged_loss": losses[-1],
         "mlm_loss_before": before["eval_mlm_loss"], "mlm_loss_after": after["eval_mlm_loss"],
         "nsp_loss_before": before["eval_nsp_loss"], "nsp_loss_after": after["eval_nsp_loss"],
+        "weights_from_step": after.get("step", trainer.global_step),
         "mlm_accuracy": after["eval_mlm_accuracy"], "unigram_baseline": unigram_baseline(train_set, eval_set),
         "nsp_accuracy": after["eval_nsp_accuracy"],
         "nsp_majority_baseline": majority_baseline([eval_set[i]["next_sentence_label"] for i in range(len(eval_set))]),

@@ -34,7 +34,8 @@ class GPT2PretrainingSettings:
     warmup_ratio: float = 0.05
     dropout: float = 0.1          # residual, embedding and attention dropout (0 turns them off)
     logging_steps: int = 1        # train loss and learning rate every N steps (1: the curve starts at step 1)
-    eval_steps: int = None        # evaluate on the held-out set every N steps too (None: before and after only)
+    eval_steps: int = None        # evaluate on the held-out set every N steps too, and keep the best weights
+                                  # (None: evaluate before and after only)
     save_steps: int = None        # a checkpoint every N steps (None: only when interrupted)
     seed: int = 0
 
@@ -72,11 +73,12 @@ def pretrain_gpt2(documents: list, output_dir: str, settings: GPT2PretrainingSet
                              warmup_ratio=s.warmup_ratio, logging_steps=s.logging_steps, eval_steps=s.eval_steps,
                              seed=s.seed,
                              disable_tqdm=disable_tqdm, plot=False,
-                             save_steps=s.save_steps)
+                             save_steps=s.save_steps, load_best_model_at_end=bool(s.eval_steps))
     trainer = Trainer(model, args, train_dataset=train_set, eval_dataset=eval_set)
     before = trainer.evaluate()["eval_loss"]
     trainer.train(resume_from_checkpoint=resume_from_checkpoint)
-    after = trainer.evaluate()["eval_loss"]
+    final = trainer.final_metrics()
+    after = final["eval_loss"]
     plot_training_curves(trainer.log_history, metrics=["loss", "eval_loss"], smoothing=0.9,
                          title=f"GPT-2 {s.n_layer}L/{s.n_embd}H pretraining: next-token loss (eval: points)",
                          path=os.path.join(output_dir, "curves.png"))
@@ -84,4 +86,5 @@ def pretrain_gpt2(documents: list, output_dir: str, settings: GPT2PretrainingSet
     trainer.save_model(model_dir, tokenizer)
     return {"model_dir": model_dir, "train_blocks": len(train_set), "eval_loss_before": before,
             "eval_loss_after": after, "eval_perplexity": float(np.exp(after)),
+            "weights_from_step": final.get("step", trainer.global_step),
             "uniform_perplexity": tokenizer.vocab_size}

@@ -10,6 +10,9 @@ class TrainingArguments:
     The number of optimizer steps is ``max_steps`` when > 0, else
     ``num_train_epochs · ceil(len(train_dataset) / per_device_train_batch_size) / gradient_accumulation_steps``.
     Warm-up is ``warmup_steps`` when > 0, else ``warmup_ratio`` of the total steps.
+    ``load_best_model_at_end``: after training, restore the weights of the evaluation (every ``eval_steps``) with
+    the best ``metric_for_best_model`` (lower is better unless ``greater_is_better``); HF keeps them as a
+    checkpoint on disk, minitx as one in-memory copy of the parameters.
     """
 
     output_dir: str
@@ -31,6 +34,9 @@ class TrainingArguments:
     eval_steps: Optional[int] = None
     save_steps: Optional[int] = None
     save_total_limit: Optional[int] = None
+    load_best_model_at_end: bool = False
+    metric_for_best_model: str = "loss"
+    greater_is_better: Optional[bool] = None
     seed: int = 42
     disable_tqdm: bool = False
     plot: bool = True
@@ -48,6 +54,10 @@ class TrainingArguments:
         for name, ok in checks.items():
             if not ok:
                 raise ValueError(f"TrainingArguments: invalid {name}={getattr(self, name)!r}")
+        if self.load_best_model_at_end and not self.eval_steps:
+            raise ValueError("TrainingArguments: load_best_model_at_end needs eval_steps (evaluations to choose from)")
+        if self.greater_is_better is None:  # HF's default: losses are minimised, other metrics maximised
+            self.greater_is_better = not self.metric_for_best_model.removeprefix("eval_").endswith("loss")
         if self.max_steps <= 0 and self.num_train_epochs <= 0:
             raise ValueError("TrainingArguments: set max_steps > 0 or num_train_epochs > 0")
 

@@ -94,6 +94,8 @@ class Trainer:
         self.global_step = 0
         self.optimizer = None
         self.scheduler = None
+        self.best_metrics = None  # the evaluation during training with the best metric_for_best_model
+        self._best_state = None   # its parameters (load_best_model_at_end)
 
     # ------------------------------------------------------------------ set-up
     @property
@@ -153,6 +155,8 @@ class Trainer:
             bar.close()
             raise self._interrupted() from None
         bar.close()
+        if a.load_best_model_at_end and self._best_state is not None:
+            self.model.load_state_dict(self._best_state)
         if a.plot and distributed.is_main():
             self.plot_curves()
         return {"global_step": self.global_step, "train_loss": self._mean_logged("loss")}
@@ -183,7 +187,7 @@ class Trainer:
                                "epoch": round(self.global_step / self.steps_per_epoch(), 4)})
                     running_loss, running_count = 0.0, 0
                 if a.eval_steps and self.eval_dataset is not None and self.global_step % a.eval_steps == 0:
-                    self.evaluate()
+                    self._keep_if_best(self.evaluate())
                     self.model.train()
                 if a.save_steps and self.global_step % a.save_steps == 0:
                     self.save_checkpoint()
@@ -248,6 +252,27 @@ class Trainer:
             metrics.update({f"eval_{k}": v for k, v in self.compute_metrics(prediction).items()})
         self._log(metrics)
         return metrics
+
+    def final_metrics(self) -> dict:
+        """The evaluation of the weights the model holds after ``train``: the best evaluation's metrics when
+        ``load_best_model_at_end`` restored them (no second evaluation), else a fresh ``evaluate()``."""
+        if self.args.load_best_model_at_end and self._best_state is not None:
+            return self.best_metrics
+        return self.evaluate()
+
+    def _keep_if_best(self, metrics: dict) -> None:
+        """Remember an evaluation made during training (and, for load_best_model_at_end, copy the weights)
+        when its ``metric_for_best_model`` beats the best so far."""
+        a = self.args
+        key = a.metric_for_best_model if a.metric_for_best_model.startswith("eval_") else f"eval_{a.metric_for_best_model}"
+        if key not in metrics:
+            raise KeyError(f"metric_for_best_model={a.metric_for_best_model!r}: the evaluation gave "
+                           f"{sorted(metrics)}")
+        best = None if self.best_metrics is None else self.best_metrics[key]
+        if best is None or (metrics[key] > best if a.greater_is_better else metrics[key] < best):
+            self.best_metrics = {"step": self.global_step, **metrics}
+            if a.load_best_model_at_end:
+                self._best_state = self.model.state_dict()  # (a copy)
 
     # ------------------------------------------------------------------ logging, plots, checkpoints
     def _log(self, entry: dict) -> None:

@@ -12,7 +12,9 @@ Every (model, framework, checkpointing) runs in a fresh subprocess, so one's mem
 the child builds the model, notes its RSS, runs warm-up steps and timed steps, and reports the median step
 time and the *peak memory growth* = peak RSS (``resource.getrusage``) - RSS after building the model
 (activations, gradients, optimizer state, temporaries). Both frameworks use the same number of threads
-(MINITX_NUM_THREADS, default 2). Not a test: nothing here asserts a speed.
+(MINITX_NUM_THREADS, default 2). After its timed steps, minitx without checkpointing runs one more step
+under ``minitx.profiler`` and reports where that step's time and memory went, op by op (the slowest
+PROFILE_ROWS rows are printed and saved). Not a test: nothing here asserts a speed.
 """
 import argparse
 import json
@@ -30,6 +32,8 @@ from common import bar_chart, load_average, machine_info, print_table, save
 
 HERE = Path(__file__).resolve().parent
 THREADS = int(os.environ.get("MINITX_NUM_THREADS", "2"))
+
+PROFILE_ROWS = 12
 
 # The issue's targets: minitx time / torch time, and minitx memory growth / torch's (no checkpointing, with it).
 TIME_TARGET, MEMORY_TARGET, CHECKPOINTED_MEMORY_TARGET = 0.8, 1.0, 0.5
@@ -128,7 +132,8 @@ def minitx_step_fn(spec: dict, checkpointing: bool):
 
 
 def measure(spec: dict, framework: str, checkpointing: bool, steps: int) -> dict:
-    """Build, note RSS, one warm-up step, then ``steps`` timed steps: median time and peak RSS growth."""
+    """Build, note RSS, one warm-up step, then ``steps`` timed steps: median time and peak RSS growth
+    (minitx without checkpointing: then one profiled step, see ``profile_step``)."""
     step = (minitx_step_fn if framework == "minitx" else torch_step_fn)(spec, checkpointing)
     after_load = rss_bytes()
     step()  # warm-up: allocates the gradients and the optimizer state (counted in the growth)
@@ -137,8 +142,24 @@ def measure(spec: dict, framework: str, checkpointing: bool, steps: int) -> dict
         start = time.perf_counter()
         step()
         times.append(time.perf_counter() - start)
-    return {"step_s": statistics.median(times), "best_step_s": min(times),
-            "peak_growth_mb": (peak_rss_bytes() - after_load) / 2**20, "rss_after_load_mb": after_load / 2**20}
+    result = {"step_s": statistics.median(times), "best_step_s": min(times),
+              "peak_growth_mb": (peak_rss_bytes() - after_load) / 2**20, "rss_after_load_mb": after_load / 2**20}
+    if framework == "minitx" and not checkpointing:
+        result["profile"] = profile_step(step)
+    return result
+
+
+def profile_step(step) -> dict:
+    """One more step under ``minitx.profiler``: the slowest PROFILE_ROWS (op, phase, backend) rows, the
+    table as text, and the op time of forward and backward (the rest of the step is Python and AdamW)."""
+    import minitx.profiler
+
+    start = time.perf_counter()
+    with minitx.profiler.profile() as prof:
+        step()
+    return {"step_s": time.perf_counter() - start, "forward_s": prof.total_seconds("forward"),
+            "backward_s": prof.total_seconds("backward"), "rows": prof.rows()[:PROFILE_ROWS],
+            "table": prof.table(PROFILE_ROWS)}
 
 
 def run_child(spec: dict, framework: str, checkpointing: bool, steps: int) -> dict:
@@ -173,6 +194,10 @@ def main(quick: bool = False) -> dict:
                          1e3 * got["torch"]["step_s"], row["time_ratio"], got["minitx"]["peak_growth_mb"],
                          got["torch"]["peak_growth_mb"], row["memory_ratio"], row["memory_ratio_vs_torch_plain"],
                          row["load_average"]])
+    for row in results:
+        if "profile" in row["minitx"]:
+            print(f"\nminitx, {row['config']}: one profiled step "
+                  f"({row['minitx']['profile']['step_s']:.2f} s with the profiler on)\n{row['minitx']['profile']['table']}")
     print_table(f"training step (median of {steps}), forward + backward + AdamW; memory = peak RSS growth",
                 ["config", "ckpt", "minitx ms", "torch ms", "time ratio", "minitx MB", "torch MB", "mem ratio",
                  "mem vs torch plain", "load"], rows)

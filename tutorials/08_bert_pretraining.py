@@ -202,3 +202,32 @@ for name, (seconds, peak, _) in (("plain", plain), ("checkpointed", checkpointed
     print(f"{name:>12}: step {1e3 * seconds:6.1f} ms, peak traced memory {peak / 2**20:6.2f} MiB")
 assert np.allclose(plain[2], checkpointed[2], rtol=1e-4, atol=1e-6)  # same gradients
 assert checkpointed[1] < plain[1]
+
+# %% [markdown]
+# ## 5. Where do time and memory go in a BERT step?
+#
+# `minitx.profiler.profile()` records every op that runs inside it, forward and backward separately: how
+# often, how long, the bytes of what it returned, the bytes it saved for the backward, and which backend
+# (NumPy or C++ at which instruction set) ran it. Profile one training step of a wider BERT (two layers, so
+# it stays quick). Read the table top down: the matrix products (`MatMul`: every Linear and the attention
+# projections, forward and backward) lead; the cross-entropy over the vocabulary is cheap because the MLM
+# head only scores the ~15% masked positions (`gather_masked` in minitx/models/bert.py,
+# google-research/bert's `gather_indexes`); attention runs fused (one `FusedAttention` op, dropout inside)
+# and saves only q, k, v, its output and one log-sum-exp per query: no L×L matrix.
+
+# %%
+import minitx.profiler  # noqa: E402
+
+mx.manual_seed(0)
+config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=64 if QUICK else 256, num_hidden_layers=2,
+                    num_attention_heads=4, intermediate_size=256 if QUICK else 1024, max_position_embeddings=64)
+model = BertForPreTraining(config).train()
+batch = collate(dataset.instances[:8 if QUICK else 32], pad_token_id=tokenizer.vocab["[PAD]"])
+model(**batch).loss.backward()  # a first step, so the profile shows steady-state costs
+with minitx.profiler.profile() as prof:
+    model(**batch).loss.backward()
+print(prof.table(limit=12))
+rows = prof.rows()
+assert {r["phase"] for r in rows} == {"forward", "backward"}
+matmul_share = sum(r["seconds"] for r in rows if r["op"] == "MatMul")
+print(f"matrix products: {100 * matmul_share / prof.total_seconds():.0f}% of the op time")

@@ -44,6 +44,7 @@ import minitx as mx
 import minitx.nn.functional as F
 from minitx.backends.numpy_ref import attention_dropout_scale
 from minitx.ops.attention import draw_dropout_seed
+from minitx.ops.linear_cross_entropy import linear_cross_entropy
 
 FLOATS = (np.float32, np.float64)
 NUMERIC = FLOATS + (np.int64,)
@@ -495,6 +496,20 @@ def cross_entropy_samples(dtype, rng):
         yield SampleInput(f"all_ignored-{reduction}", (make.randn(3, 4), np.full(3, -100)), dict(reduction=reduction))
 
 
+def linear_cross_entropy_samples(dtype, rng):
+    """hidden (N, 3), weight (V=4, 3): rows in chunks of 2 (the last ragged) or one chunk, ignored targets,
+    one row, and every target ignored (mean: 0/0 = NaN, like torch)."""
+    make = Make(dtype, rng)
+    target = make.ids(4, 5)
+    ignored = target.copy()
+    ignored[[0, 3]] = -100
+    yield SampleInput("chunks_of_2", (make.randn(5, 3), make.randn(4, 3), target), dict(chunk=2))
+    yield SampleInput("ignore_index", (make.randn(5, 3), make.randn(4, 3), ignored), dict(chunk=2))
+    yield SampleInput("one_chunk", (make.randn(5, 3), make.randn(4, 3), target), dict(chunk=1024))
+    yield SampleInput("one_row", (make.randn(1, 3), make.randn(4, 3), make.ids(4, 1)), dict(chunk=2))
+    yield SampleInput("all_ignored", (make.randn(3, 3), make.randn(4, 3), np.full(3, -100)), dict(chunk=2))
+
+
 def mse_samples(dtype, rng):
     make = Make(dtype, rng)
     for reduction in ("mean", "sum", "none"):
@@ -757,6 +772,8 @@ OP_TABLE = (
            ref=lambda x, t, **kw: TF.cross_entropy(x, t, **kw), error_inputs=(
                ErrorInput("float_target", (np.zeros((3, 4), np.float32), np.array([1.0, 2.0, 0.0], np.float32)), {},
                           RuntimeError),)),
+    OpInfo("linear_cross_entropy", lambda h, w, t, chunk: linear_cross_entropy(h, w, t, chunk=chunk),
+           linear_cross_entropy_samples, ref=lambda h, w, t, chunk: TF.cross_entropy(h @ w.T, t), grad_inputs=(0, 1)),
     OpInfo("mse_loss", lambda x, y, **kw: F.mse_loss(x, y, **kw), mse_samples,
            ref=lambda x, y, **kw: TF.mse_loss(x, y, **kw)),
     # -------- attention; the float additive mask (input 3) is a constant, not differentiated

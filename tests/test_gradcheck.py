@@ -5,6 +5,7 @@ import pytest
 
 import minitx as mx
 import minitx.nn.functional as F
+from minitx.ops.linear_cross_entropy import linear_cross_entropy
 from minitx.testing import gradcheck
 
 pytestmark = pytest.mark.autograd
@@ -100,6 +101,9 @@ CASES = {
     "cross_entropy-none-3d": (lambda x: F.cross_entropy(x, np.array([[1, 0], [2, -100]]), reduction="none"),
                               [t(2, 3, 2)]),
     "mse_loss": (lambda x, y: F.mse_loss(x, y), [t(3, 4), t(3, 4)]),
+    # the gradient is computed in the forward and scaled by dL/dloss (here 3) in the backward
+    "linear_cross_entropy": (lambda h, w: linear_cross_entropy(h, w, np.array([1, -100, 3, 0, 2]), chunk=2) * 3.0,
+                             [t(5, 3), t(4, 3)]),
 }
 
 

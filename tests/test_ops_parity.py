@@ -29,6 +29,15 @@ def test_dropout_train_statistics_and_gradient(backend_name):
     assert y.dtype == np.float32
 
 
+def test_dropout_saves_a_boolean_mask():
+    """What the backward keeps is the keep mask, 1 byte per element (a float32 mask would be 4)."""
+    x = mx.tensor(np.ones((64, 32), np.float32), requires_grad=True)
+    y = F.dropout(x, 0.25)
+    keep, scale = y._node.ctx.saved
+    assert keep.dtype == np.bool_ and keep.shape == (64, 32) and scale == np.float32(1 / 0.75)
+    np.testing.assert_array_equal(y.numpy() != 0, keep)
+
+
 def test_dropout_is_reproducible_with_manual_seed():
     x = mx.ones(5, 7)
     mx.manual_seed(42)

@@ -109,3 +109,18 @@ def test_gradient_checkpointing_lowers_the_peak(name):
         return lambda: gradients(name, checkpointing, b=8, length=32)
     plain, recomputed = traced_peak(step(False)), traced_peak(step(True))
     assert recomputed < 0.8 * plain, f"peak {recomputed / 2**20:.2f} MiB vs {plain / 2**20:.2f} MiB"
+
+
+def test_linear_cross_entropy_computes_gradients_in_the_forward_only_when_wanted(rng):
+    """A training call saves dL/dhidden and dL/dweight (no logits, no inputs); without grad mode it keeps
+    nothing and the loss is the same."""
+    from minitx.ops.linear_cross_entropy import linear_cross_entropy
+
+    hidden = minitx.tensor(rng.standard_normal((7, 4)).astype(np.float32), requires_grad=True)
+    weight = minitx.tensor(rng.standard_normal((11, 4)).astype(np.float32), requires_grad=True)
+    target = np.array([1, 0, 10, -100, 3, 3, 7])
+    loss = linear_cross_entropy(hidden, weight, target, chunk=3)
+    assert [a.shape for a in loss._node.ctx.saved] == [(7, 4), (11, 4)]
+    with minitx.no_grad():
+        quiet = linear_cross_entropy(hidden, weight, target, chunk=3)
+    assert quiet._node is None and quiet.item() == loss.item()

@@ -98,20 +98,26 @@ class LayerNorm(Function):
 
 class Dropout(Function):
     """Training: y = x · m / (1 - p) with m ~ Bernoulli(1 - p) (inverted dropout: eval needs no rescale).
-    Srivastava et al., 2014. Backward: dx = dy · m / (1 - p)."""
+    Srivastava et al., 2014. Backward: dx = dy · m / (1 - p).
+
+    The backward keeps m as booleans (1 byte per element, not a 4-byte float mask), drawn from float32
+    uniforms (no float64 temporary of x's size)."""
 
     @staticmethod
     def forward(ctx, x, p, generator):
-        keep = generator.random(x.shape) >= p
-        scale = np.asarray(1.0 / (1.0 - p), dtype=x.dtype)
-        mask = keep.astype(x.dtype) * scale
-        ctx.save(mask)
-        return x * mask
+        keep = generator.random(x.shape, dtype=np.float32) >= p  # m, (x.shape) bool
+        scale = x.dtype.type(1.0 / (1.0 - p))
+        ctx.save(keep, scale)
+        out = x * keep
+        out *= scale
+        return out
 
     @staticmethod
     def backward(ctx, grad):
-        (mask,) = ctx.saved
-        return grad * mask
+        keep, scale = ctx.saved
+        dx = grad * keep
+        dx *= scale
+        return dx
 
 
 class Embedding(Function):

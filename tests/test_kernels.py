@@ -104,6 +104,16 @@ def test_matmul_error_names_both_shapes():
         kernels.matmul(np.zeros((4, 3), ">f4"), np.zeros((3, 2), np.float32))
 
 
+@pytest.mark.parametrize("version", [3, 4])
+def test_matmul_nt_weight_rows_a_multiple_of_4kib(isa, version, rng):
+    """The packer reads a transposed B one weight row at a time (rows 1024 and 2048 floats long here: the stride
+    that made 16 side-by-side reads share one cache set); a ragged last panel (N = 37) and K past a block."""
+    for k in (1024, 2048):
+        a, w = rand(rng, 40, k), rand(rng, 37, k)
+        expected = a.astype(np.float64) @ w.T.astype(np.float64)
+        np.testing.assert_allclose(kernels.matmul_nt(a, w, version=version), expected, atol=1e-5 * np.sqrt(k) * 16)
+
+
 @pytest.mark.parametrize("m,k,n", [(1, 1, 1), (3, 5, 2), (16, 16, 16), (40, 30, 20)])  # both sides of the GIL cut-off
 def test_matmul_2d_lean_path_plain_transposed_and_misaligned(m, k, n, rng):
     a, b = rand(rng, m, k), rand(rng, k, n)

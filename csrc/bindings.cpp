@@ -7,6 +7,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <algorithm>
 #include <cmath>
 #include <sstream>
 #include <string>
@@ -197,10 +198,20 @@ static py::object matmul_impl(py::handle a_obj, py::handle b_obj, int version, T
     // Element (i, k) of A and (k, j) of B through strides: the transposes are only a stride swap.
     const Index rsa = tr == Trans::TN ? 1 : ca, csa = tr == Trans::TN ? ca : 1;
     const Index rsb = tr == Trans::NT ? 1 : cb, csb = tr == Trans::NT ? cb : 1;
+    // Products through one B (broadcast over every batch axis, as the weight in x @ Wᵀ for x (B, L, H)) are one
+    // product of n_batch·M rows: A's batches are adjacent rows (A is C-contiguous), and so are C's. Taken whole,
+    // the kernel picks its path by the real row count (a decoder step of 8 sequences is 8 rows, not 8 products
+    // of one row that each read all of B) and packs B once. Not for Aᵀ·B, whose rows are A's columns.
+    const bool one_product = tr != Trans::TN && std::all_of(b_stride.begin(), b_stride.end(), [](Index s) { return s == 0; });
+    const Index zero = 0;
     if (n_batch * M * N > 0) {
         py::gil_scoped_release release;
-        gemm_batched(version, n_batch, M, N, Ka, a.data(), a_off.data(), rsa, csa, b.data(), b_off.data(), rsb, csb,
-                     c.mutable_data());
+        if (one_product)
+            gemm_batched(version, 1, n_batch * M, N, Ka, a.data(), &zero, rsa, csa, b.data(), &zero, rsb, csb,
+                         c.mutable_data());
+        else
+            gemm_batched(version, n_batch, M, N, Ka, a.data(), a_off.data(), rsa, csa, b.data(), b_off.data(), rsb,
+                         csb, c.mutable_data());
     }
     return c;
 }

@@ -104,6 +104,17 @@ def test_matmul_error_names_both_shapes():
         kernels.matmul(np.zeros((4, 3), ">f4"), np.zeros((3, 2), np.float32))
 
 
+@pytest.mark.parametrize("a_shape,b_lead", [((5, 3, 40), ()), ((8, 1, 40), ()), ((2, 4, 1, 40), (1,)),
+                                            ((5, 3, 40), (5,))])
+def test_matmul_batches_through_one_weight(isa, a_shape, b_lead, rng):
+    """x (..., M, K) @ W: every batch through the same (broadcast) B runs as one product of all the rows; a
+    batched B stays batched. Both give NumPy's answer, in the nn and nt forms."""
+    a, b = rand(rng, *a_shape), rand(rng, *b_lead, 40, 33)
+    expected = a.astype(np.float64) @ b.astype(np.float64)
+    np.testing.assert_allclose(kernels.matmul(a, b), expected, atol=1e-4)
+    np.testing.assert_allclose(kernels.matmul_nt(a, np.ascontiguousarray(np.swapaxes(b, -1, -2))), expected, atol=1e-4)
+
+
 @pytest.mark.parametrize("version", [3, 4])
 def test_matmul_nt_weight_rows_a_multiple_of_4kib(isa, version, rng):
     """The packer reads a transposed B one weight row at a time (rows 1024 and 2048 floats long here: the stride

@@ -82,13 +82,20 @@ inline void mask_tile(const AttnShape& s, const AttnMask& mask, Index b, Index h
     }
 }
 
-// Dropout on a transposed tile st[r][c] (key j0 + r, query i0 + c) of head bh = b·H + h: st ∘= Z.
-inline void dropout_tile(const AttnShape& s, const AttnDropout& drop, Index bh, Index i0, Index nq, Index j0,
-                         Index nk, float* st) {
+// The dropout factors Z of a transposed tile (key j0 + r, query i0 + c) of head bh = b·H + h, into zt[r][c]
+// (computed once per tile: the backward applies them to two tiles).
+inline void dropout_factors(const AttnShape& s, const AttnDropout& drop, Index bh, Index i0, Index nq, Index j0,
+                            Index nk, float* zt) {
     for (Index c = 0; c < nq; ++c) {
         const Index row = (bh * s.Lq + i0 + c) * s.Lk + j0;
-        for (Index r = 0; r < nk; ++r) st[r * kBlockQ + c] *= drop.factor(row + r);
+        for (Index r = 0; r < nk; ++r) zt[r * kBlockQ + c] = drop.factor(row + r);
     }
+}
+
+// st ∘= zt on the nk × nq entries of a transposed tile.
+inline void multiply_tile(const float* zt, Index nk, Index nq, float* st) {
+    for (Index r = 0; r < nk; ++r)
+        for (Index c = 0; c < nq; ++c) st[r * kBlockQ + c] *= zt[r * kBlockQ + c];
 }
 
 // Does the tile (queries [i0, i0+nq), keys [j0, j0+nk)) need mask_tile? (a mask, or the causal edge crosses it)

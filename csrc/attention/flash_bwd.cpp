@@ -58,6 +58,7 @@ struct BwdHead {  // one (batch, head) slice of every array; `block0` is the hea
 static void backward_key_block(const AttnShape& s, const BwdHead& t, const AttnMask& mask, const AttnDropout& drop,
                                Index b, Index h, Index j0, Index nk) {
     std::vector<float> st(kBlockK * kBlockQ), dpt(kBlockK * kBlockQ), shift(kBlockQ), kp(panel_floats(nk, s.D));
+    std::vector<float> zt(drop.on ? kBlockK * kBlockQ : 0);  // the tile's dropout factors, used twice
     float* dk = t.dk + j0 * s.D;
     float* dv = t.dv + j0 * s.Dv;
     std::fill(dk, dk + nk * s.D, 0.f);
@@ -77,9 +78,12 @@ static void backward_key_block(const AttnShape& s, const BwdHead& t, const AttnM
         simd::exp_sub_cols(st.data(), nk, nq, kBlockQ, shift.data());
         // dPᵀ = (V dOᵀ) ∘ Z;  dSᵀ = scale · P ∘ (dPᵀ - Δ);  dV += (P ∘ Z)ᵀ dO
         gemm_tile_packed_b(nk, nq, s.Dv, vb, s.Dv, 1, pq.dot + blk * pq.dot_stride, dpt.data(), kBlockQ, false);
-        if (drop.on) dropout_tile(s, drop, b * s.H + h, i0, nq, j0, nk, dpt.data());
+        if (drop.on) {
+            dropout_factors(s, drop, b * s.H + h, i0, nq, j0, nk, zt.data());
+            multiply_tile(zt.data(), nk, nq, dpt.data());
+        }
         simd::softmax_grad_cols(dpt.data(), st.data(), nk, nq, kBlockQ, t.delta + i0, s.scale);
-        if (drop.on) dropout_tile(s, drop, b * s.H + h, i0, nq, j0, nk, st.data());
+        if (drop.on) multiply_tile(zt.data(), nk, nq, st.data());
         gemm_tile_packed_b(nk, s.Dv, nq, st.data(), kBlockQ, 1, pq.dout + blk * pq.dout_stride, dv, s.Dv, true);
         // dK += dSᵀ Q;  dQ += dS K
         gemm_tile_packed_b(nk, s.D, nq, dpt.data(), kBlockQ, 1, pq.q + blk * pq.q_stride, dk, s.D, true);

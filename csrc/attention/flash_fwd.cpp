@@ -32,7 +32,7 @@ namespace minitx {
 static void forward_block(const AttnShape& s, const float* qh, const float* kh, const float* vp, const AttnMask& mask,
                           const AttnDropout& drop, Index b, Index h, Index i0, Index nq, float* outh, float* lseh) {
     std::vector<float> qp(s.D * kBlockQ), st(kBlockK * kBlockQ), acc(kBlockQ * s.Dv, 0.f);
-    std::vector<float> m(kBlockQ, -INFINITY), l(kBlockQ, 0.f), corr(kBlockQ);
+    std::vector<float> m(kBlockQ, -INFINITY), l(kBlockQ, 0.f), corr(kBlockQ), zt(drop.on ? kBlockK * kBlockQ : 0);
     pack_b_panels(s.D, nq, qh + i0 * s.D, 1, s.D, s.scale, qp.data());  // (scale·Q_blk)ᵀ, once per block
     const Index n_keys = s.keys_visible(i0 + nq - 1);  // the last query of the block sees the most keys
     for (Index j0 = 0; j0 < n_keys; j0 += kBlockK) {
@@ -42,7 +42,10 @@ static void forward_block(const AttnShape& s, const float* qh, const float* kh, 
         simd::online_softmax_cols(st.data(), nk, nq, kBlockQ, m.data(), l.data(), corr.data());
         for (Index c = 0; c < nq; ++c)
             if (corr[c] != 1.f) simd::scale(acc.data() + c * s.Dv, corr[c], s.Dv);
-        if (drop.on) dropout_tile(s, drop, b * s.H + h, i0, nq, j0, nk, st.data());
+        if (drop.on) {
+            dropout_factors(s, drop, b * s.H + h, i0, nq, j0, nk, zt.data());
+            multiply_tile(zt.data(), nk, nq, st.data());
+        }
         const float* v_tile = vp + (j0 / kBlockK) * panel_floats(kBlockK, s.Dv);
         gemm_tile_packed_b(nq, s.Dv, nk, st.data(), 1, kBlockQ, v_tile, acc.data(), s.Dv, true);
     }

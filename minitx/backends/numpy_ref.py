@@ -253,11 +253,6 @@ def _splitmix64(z: np.ndarray) -> np.ndarray:
     return z ^ (z >> np.uint64(31))
 
 
-def _dropped(p: np.ndarray, dropout_p: float, dropout_seed: int) -> np.ndarray:
-    """P ∘ Z (attention_dropout_scale), or P itself when dropout_p is 0."""
-    return p * attention_dropout_scale(dropout_seed, p.shape, dropout_p, p.dtype) if dropout_p > 0 else p
-
-
 def attention_forward(q, k, v, mask=None, causal=False, scale=None, dropout_p=0.0, dropout_seed=0):
     """out = dropout(softmax(q kᵀ * scale + bias)) v, scale = 1/√D by default.
 
@@ -275,7 +270,9 @@ def attention_forward(q, k, v, mask=None, causal=False, scale=None, dropout_p=0.
     with np.errstate(divide="ignore", invalid="ignore"):
         p = np.where(visible, e / denom, 0.0)
         lse = np.where(visible, np.log(denom) + row_max, -np.inf)[..., 0]
-    out = np.matmul(_dropped(p, dropout_p, dropout_seed), v)
+    if dropout_p > 0:
+        p = p * attention_dropout_scale(dropout_seed, p.shape, dropout_p, p.dtype)
+    out = np.matmul(p, v)
     return out.astype(q.dtype, copy=False), lse.astype(q.dtype, copy=False)
 
 
@@ -292,8 +289,12 @@ def attention_backward(dout, q, k, v, out, lse, mask=None, causal=False, scale=N
     scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
     scores, _ = _masked_scores(q, k, mask, causal, scale)
     p = np.exp(scores - np.where(np.isneginf(lse), np.inf, lse)[..., None])
-    dv = np.matmul(np.swapaxes(_dropped(p, dropout_p, dropout_seed), -1, -2), dout)
-    dp = _dropped(np.matmul(dout, np.swapaxes(v, -1, -2)), dropout_p, dropout_seed)
+    dp = np.matmul(dout, np.swapaxes(v, -1, -2))
+    dropped = p
+    if dropout_p > 0:
+        z = attention_dropout_scale(dropout_seed, p.shape, dropout_p, p.dtype)
+        dropped, dp = p * z, dp * z
+    dv = np.matmul(np.swapaxes(dropped, -1, -2), dout)
     delta = (dout * out).sum(axis=-1, keepdims=True)
     ds = p * (dp - delta)
     dq = np.matmul(ds, k) * scale

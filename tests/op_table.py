@@ -230,9 +230,9 @@ def pow_samples(dtype, rng):
         yield edge("nan_inf_base", make.cast(UNARY_EDGES), 2)
 
 
-def unary_samples(domain="randn", scale=1.0, extra=()) -> Callable:
+def unary_samples(domain="randn", scale=1.0, extra=(), edge_reference=None) -> Callable:
     """A maker for elementwise ops: values from ``Make.<domain>`` times ``scale`` in several shapes, the
-    UNARY_EDGES values, and ``extra`` (name, values) samples."""
+    UNARY_EDGES values (compared with ``edge_reference`` where given), and ``extra`` (name, values) samples."""
     def samples(dtype, rng):
         make = Make(dtype, rng)
         draw = getattr(make, domain)
@@ -241,8 +241,14 @@ def unary_samples(domain="randn", scale=1.0, extra=()) -> Callable:
         for name, values in extra:
             yield SampleInput(name, (make.cast(values),))
         if make.is_float:
-            yield edge("nan_inf", make.cast(UNARY_EDGES))
+            yield edge("nan_inf", make.cast(UNARY_EDGES), reference=edge_reference)
     return samples
+
+
+def torch_gelu_in_float64(x):
+    """torch's exact GELU computed in float64, cast back. Its float32 AVX-512 kernel (torch 2.13) returns NaN at
+    +inf, its AVX2 kernel and float64 give the limit x·Φ(x) -> +inf; minitx gives +inf on every path and CPU."""
+    return TF.gelu(x.double()).to(x.dtype)
 
 
 def _int64_refused(**kwargs) -> tuple:
@@ -679,7 +685,8 @@ OP_TABLE = (
                unary_samples(scale=3.0, extra=[("saturated", [-100.0, -30.0, 30.0, 100.0])])),
     _unary_row("relu", F.relu, TF.relu, unary_samples("away_from_zero"), marker=None),
     # erf is a Chebyshev fit with error < 1.2e-7 (numpy_ref.erf), ~1 float32 ulp of Φ(x) <= 1: default tolerance.
-    _unary_row("gelu", F.gelu, TF.gelu, unary_samples(scale=3.0), dtypes=FLOATS, marker=None,
+    _unary_row("gelu", F.gelu, TF.gelu, unary_samples(scale=3.0, edge_reference=torch_gelu_in_float64),
+               dtypes=FLOATS, marker=None,
                error_inputs=_int64_refused()),
     _unary_row("gelu_tanh", lambda x: F.gelu(x, approximate="tanh"), lambda x: TF.gelu(x, approximate="tanh"),
                unary_samples(scale=3.0), dtypes=FLOATS, marker=None, error_inputs=_int64_refused()),

@@ -1,4 +1,4 @@
-// The GEMM micro-kernel and the B packer (see micro_kernel.h): a scalar and an AVX2+FMA body.
+// The GEMM micro-kernel and the B packer (see micro_kernel.h): a scalar, an AVX2+FMA and an AVX-512 body.
 // Reference: minitx/backends/numpy_ref.py::matmul
 #include "matmul/micro_kernel.h"
 
@@ -120,19 +120,77 @@ __attribute__((target("avx2,fma"))) static void micro_rows_avx2(Index mr, Index 
     }
 }
 
+// ---------------------------------------------------------------- AVX-512
+// MR rows of A broadcast against NP panels (16 columns each, one zmm per panel row) per step p: 2·MR FMAs per
+// MR broadcasts and 2 loads when NP = 2. Columns past nr are masked off in the loads and stores of C (the
+// panels themselves are zero-padded, so the k loop needs no mask).
+template <int MR, int NP>
+__attribute__((target("avx512f,avx2,fma"))) static void micro_avx512(Index k, const float* a, Index rsa, Index csa,
+                                                                     const float* panel, float* c, Index ldc,
+                                                                     Index nr, bool accumulate) {
+    __mmask16 mask[NP];
+    for (int q = 0; q < NP; ++q) {
+        const Index cols = std::clamp<Index>(nr - q * kPanelWidth, 0, kPanelWidth);
+        mask[q] = __mmask16((1u << cols) - 1u);
+    }
+    __m512 acc[MR][NP];
+#pragma GCC unroll 6
+    for (int r = 0; r < MR; ++r)
+        for (int q = 0; q < NP; ++q)
+            acc[r][q] = accumulate ? _mm512_maskz_loadu_ps(mask[q], c + r * ldc + q * kPanelWidth) : _mm512_setzero_ps();
+    const Index panel_stride = k * kPanelWidth;
+#pragma GCC unroll 4
+    for (Index p = 0; p < k; ++p) {
+        __m512 b[NP];
+        for (int q = 0; q < NP; ++q) b[q] = _mm512_loadu_ps(panel + q * panel_stride + p * kPanelWidth);
+        const float* ap = a + p * csa;
+#pragma GCC unroll 6
+        for (int r = 0; r < MR; ++r) {
+            const __m512 av = _mm512_set1_ps(ap[r * rsa]);
+            for (int q = 0; q < NP; ++q) acc[r][q] = _mm512_fmadd_ps(av, b[q], acc[r][q]);
+        }
+    }
+#pragma GCC unroll 6
+    for (int r = 0; r < MR; ++r)
+        for (int q = 0; q < NP; ++q) _mm512_mask_storeu_ps(c + r * ldc + q * kPanelWidth, mask[q], acc[r][q]);
+}
+
+template <int NP>
+__attribute__((target("avx512f,avx2,fma"))) static void micro_rows_avx512(Index mr, Index k, const float* a,
+                                                                          Index rsa, Index csa, const float* panel,
+                                                                          float* c, Index ldc, Index nr, bool acc) {
+    switch (mr) {
+        case 6: return micro_avx512<6, NP>(k, a, rsa, csa, panel, c, ldc, nr, acc);
+        case 5: return micro_avx512<5, NP>(k, a, rsa, csa, panel, c, ldc, nr, acc);
+        case 4: return micro_avx512<4, NP>(k, a, rsa, csa, panel, c, ldc, nr, acc);
+        case 3: return micro_avx512<3, NP>(k, a, rsa, csa, panel, c, ldc, nr, acc);
+        case 2: return micro_avx512<2, NP>(k, a, rsa, csa, panel, c, ldc, nr, acc);
+        default: return micro_avx512<1, NP>(k, a, rsa, csa, panel, c, ldc, nr, acc);
+    }
+}
+
 // ---------------------------------------------------------------- dispatch
+Index micro_tile_columns() { return current_isa() == Isa::Avx512 ? 2 * kPanelWidth : kPanelWidth; }
+
 void micro_kernel(Index mr, Index nr, Index k, const float* a, Index rsa, Index csa, const float* panel, float* c,
                   Index ldc, bool accumulate) {
-    if (current_isa() == Isa::Scalar) return micro_scalar(mr, nr, k, a, rsa, csa, panel, c, ldc, accumulate);
-    if (nr == kPanelWidth) return micro_rows_avx2<true>(mr, k, a, rsa, csa, panel, c, ldc, nr, accumulate);
-    micro_rows_avx2<false>(mr, k, a, rsa, csa, panel, c, ldc, nr, accumulate);
+    switch (current_isa()) {
+        case Isa::Scalar: return micro_scalar(mr, nr, k, a, rsa, csa, panel, c, ldc, accumulate);
+        case Isa::Avx2:
+            if (nr == kPanelWidth) return micro_rows_avx2<true>(mr, k, a, rsa, csa, panel, c, ldc, nr, accumulate);
+            return micro_rows_avx2<false>(mr, k, a, rsa, csa, panel, c, ldc, nr, accumulate);
+        case Isa::Avx512:
+            if (nr > kPanelWidth) return micro_rows_avx512<2>(mr, k, a, rsa, csa, panel, c, ldc, nr, accumulate);
+            return micro_rows_avx512<1>(mr, k, a, rsa, csa, panel, c, ldc, nr, accumulate);
+    }
 }
 
 void gemm_tile_packed_b(Index m, Index n, Index k, const float* a, Index rsa, Index csa, const float* bp, float* c,
                         Index ldc, bool accumulate) {
-    for (Index j0 = 0; j0 < n; j0 += kPanelWidth)
+    const Index cols = micro_tile_columns();
+    for (Index j0 = 0; j0 < n; j0 += cols)
         for (Index i0 = 0; i0 < m; i0 += kMicroRows)
-            micro_kernel(std::min(kMicroRows, m - i0), std::min(kPanelWidth, n - j0), k, a + i0 * rsa, rsa, csa,
+            micro_kernel(std::min(kMicroRows, m - i0), std::min(cols, n - j0), k, a + i0 * rsa, rsa, csa,
                          bp + j0 * k, c + i0 * ldc + j0, ldc, accumulate);
 }
 

@@ -6,7 +6,7 @@
 //     any strides);
 //   * the micro-kernel keeps a 6×16 tile of C in registers for the whole K loop: per k it loads one
 //     row of the B panel and broadcasts 6 values of A: 12 FMAs per 2 loads + 6 broadcasts (AVX2+FMA:
-//     12 ymm accumulators; scalar: plain C++).
+//     12 ymm accumulators; scalar: plain C++); AVX-512 takes 6×32 (two panels) in 12 zmm accumulators.
 // The micro-kernel and the B packer are shared with flash attention: csrc/matmul/micro_kernel.h.
 // Blocks are balanced (K = 384 is 2×192, not 256 + 128).
 // Speed: benchmarks/results/matmul.json.
@@ -19,11 +19,11 @@
 
 namespace minitx {
 
-// Block sizes for Zen 3 / Skylake-class caches (32 KB L1d, 512 KB-1 MB L2 per core): a KC×NR micro-panel
+// Block sizes for Zen 3 / Skylake-class caches (32 KB L1d, 512 KB-1 MB L2 per core): a KC×16 micro-panel
 // of B (16 KB) stays in L1 across the MC/MR micro-kernels of one block, the MC×KC block of A (120 KB)
 // in L2, the KC×NC block of B (2 MB) in L3. Measured on the 2-core EPYC: MC 72-240, KC 256-512 are
 // within noise of each other; the loop order and the pool (v4) matter far more.
-static constexpr Index MR = kMicroRows, NR = kPanelWidth, MC = 120, KC = 256, NC = 2048;
+static constexpr Index MR = kMicroRows, MC = 120, KC = 256, NC = 2048;
 
 // A block (mc×kc) -> panels of MR rows: Ap[panel][p][r] = A(i + r, p), zero beyond mc.
 static void pack_a(Index mc, Index kc, MatRef A, float* Ap) {
@@ -56,7 +56,8 @@ static void gemm_packed_ld(Index M, Index N, Index K, MatRef A, MatRef B, float*
     b_buf.resize(KC * NC);
     // Equal blocks no larger than MC/KC/NC (a 384-deep product is 2×192, not 256 + 128: a thin last block
     // would pay the C reload of a full one for half the work).
-    const Index kb = balanced(K, KC, 1), mb = balanced(M, MC, MR), nb = balanced(N, NC, NR);
+    const Index tile_columns = micro_tile_columns();  // 16, or 32 (two panels) on AVX-512
+    const Index kb = balanced(K, KC, 1), mb = balanced(M, MC, MR), nb = balanced(N, NC, tile_columns);
     for (Index jc = 0; jc < N; jc += nb) {
         const Index nc = std::min(nb, N - jc);
         for (Index pc = 0; pc < K; pc += kb) {
@@ -65,9 +66,9 @@ static void gemm_packed_ld(Index M, Index N, Index K, MatRef A, MatRef B, float*
             for (Index ic = 0; ic < M; ic += mb) {
                 const Index mc = std::min(mb, M - ic);
                 pack_a(mc, kc, MatRef{A.p + ic * A.rs + pc * A.cs, A.rs, A.cs}, a_buf.data());
-                for (Index jr = 0; jr < nc; jr += NR)
+                for (Index jr = 0; jr < nc; jr += tile_columns)
                     for (Index ir = 0; ir < mc; ir += MR)
-                        micro_kernel(std::min(MR, mc - ir), std::min(NR, nc - jr), kc, a_buf.data() + ir * kc, 1,
+                        micro_kernel(std::min(MR, mc - ir), std::min(tile_columns, nc - jr), kc, a_buf.data() + ir * kc, 1,
                                      MR, b_buf.data() + jr * kc, C + (ic + ir) * ldc + jc + jr, ldc, pc > 0);
             }
         }

@@ -125,6 +125,21 @@ def test_matmul_nt_weight_rows_a_multiple_of_4kib(isa, version, rng):
         np.testing.assert_allclose(kernels.matmul_nt(a, w, version=version), expected, atol=1e-5 * np.sqrt(k) * 16)
 
 
+@pytest.mark.parametrize("m", [17, 31, 64, 65])  # 17..64: the few-rows path (Cᵀ = Bᵀ·Aᵀ); 65: the packed GEMM
+@pytest.mark.parametrize("k,n", [(1, 97), (300, 1), (513, 1000)])  # K past one block of Aᵀ; a ragged last tile
+def test_matmul_few_rows_every_form(isa, m, k, n, rng):
+    """A decoder step of a beam search (batch × beams rows) through a weight: nn, nt and tn forms give NumPy's
+    answer, and a NaN in one row of A reaches that row of C only (no zero is skipped, no row leaks)."""
+    a, b = rand(rng, m, k), rand(rng, k, n)
+    a[m // 2, k // 2] = np.nan
+    expected = a.astype(np.float64) @ b.astype(np.float64)
+    tol = 1e-5 * np.sqrt(k) * 16
+    for got in (kernels.matmul(a, b), kernels.matmul_nt(a, np.ascontiguousarray(b.T)),
+                kernels.matmul_tn(np.ascontiguousarray(a.T), b)):
+        np.testing.assert_array_equal(np.isnan(got), np.isnan(expected))
+        np.testing.assert_allclose(got, expected, atol=tol)
+
+
 @pytest.mark.parametrize("m,k,n", [(1, 1, 1), (3, 5, 2), (16, 16, 16), (40, 30, 20)])  # both sides of the GIL cut-off
 def test_matmul_2d_lean_path_plain_transposed_and_misaligned(m, k, n, rng):
     a, b = rand(rng, m, k), rand(rng, k, n)

@@ -28,6 +28,12 @@ inline constexpr Index kSkinnyMaxRows = 16;
 bool skinny_fits(Index M, MatRef A, MatRef B);
 void gemm_skinny(Index M, Index N, Index K, MatRef A, MatRef B, float* C, bool threads);
 
+// Products with a few more rows (csrc/matmul/few_rows.cpp): kSkinnyMaxRows < M <= kFewRowsMax, any strides,
+// computed as Cᵀ = Bᵀ·Aᵀ with the weights read in place (no packing of B). v4 takes this path for them.
+inline constexpr Index kFewRowsMax = 64;
+bool few_rows_fits(Index M);
+void gemm_few_rows(Index M, Index N, Index K, MatRef A, MatRef B, float* C, bool threads);
+
 constexpr int kMatmulVersions = 5;
 constexpr int kDefaultMatmulVersion = 4;
 

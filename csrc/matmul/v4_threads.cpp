@@ -7,7 +7,8 @@
 // ~2 MB of packing buffers (allocated, zeroed, page-faulted) every time and let the scheduler queue it
 // behind the caller on one core.
 // Products with at most 16 rows (a decoder step) take the skinny path instead (csrc/matmul/skinny.cpp):
-// packing would copy the whole of B to use each element a few times.
+// packing would copy the whole of B to use each element a few times; products of up to 64 rows read B in place
+// as the broadcast operand of Cᵀ = Bᵀ·Aᵀ (csrc/matmul/few_rows.cpp).
 // Threads: 2 by default, MINITX_NUM_THREADS or minitx.kernels.set_num_threads(n). Benchmarks limit
 // OpenBLAS to its own threads with threadpoolctl so the two pools do not oversubscribe the cores.
 // Speed: benchmarks/results/matmul.json.
@@ -29,11 +30,13 @@ static bool worth_threads(Index M, Index N, Index K) {
 // One product on the calling thread (a member of a batch spread over the threads).
 static void gemm_one_thread(Index M, Index N, Index K, MatRef A, MatRef B, float* C) {
     if (skinny_fits(M, A, B)) return gemm_skinny(M, N, K, A, B, C, false);
+    if (few_rows_fits(M)) return gemm_few_rows(M, N, K, A, B, C, false);
     gemm_v3_packed(M, N, K, A, B, C);
 }
 
 void gemm_v4_threads(Index M, Index N, Index K, MatRef A, MatRef B, float* C) {
     if (skinny_fits(M, A, B)) return gemm_skinny(M, N, K, A, B, C, true);
+    if (few_rows_fits(M)) return gemm_few_rows(M, N, K, A, B, C, true);
     if (!worth_threads(M, N, K)) return gemm_v3_packed(M, N, K, A, B, C);
     const Index T = num_threads();
     const bool split_columns = N >= 32 * T;

@@ -388,18 +388,51 @@ static AttnDropout attention_dropout(double p, py::int_ seed_obj, const char* fn
     return drop;
 }
 
+// k or v of the forward: read in place when `in_place` and it is a 4-D float32 array whose heads each hold
+// contiguous rows (a KV cache's prefix, a broadcast), else as a C-contiguous float32 array (copied if strided).
+struct HeadsArg {
+    py::array arr;
+    HeadRows rows;
+};
+
+static HeadsArg heads_arg(py::handle obj, bool in_place, const char* fn, const char* name) {
+    if (in_place && py::isinstance<py::array>(obj)) {
+        auto a = py::reinterpret_borrow<py::array>(obj);
+        const Index e = sizeof(float);
+        const bool rows_contiguous = a.ndim() == 4 && a.dtype().equal(py::dtype::of<float>()) &&
+                                     (a.strides(3) == e || a.shape(3) <= 1) &&
+                                     (a.strides(2) == a.shape(3) * e || a.shape(2) <= 1) && a.strides(0) >= 0 &&
+                                     a.strides(1) >= 0 && a.strides(0) % e == 0 && a.strides(1) % e == 0 &&
+                                     reinterpret_cast<std::uintptr_t>(a.data()) % e == 0;
+        if (rows_contiguous)
+            return {a, HeadRows{static_cast<const float*>(a.data()), a.strides(0) / e, a.strides(1) / e}};
+    }
+    // a strided float32 view (a cache prefix for the flash kernel) is copied here; other dtypes are refused by f32
+    const bool strided = py::isinstance<py::array>(obj) && !(py::reinterpret_borrow<py::array>(obj).flags() & py::array::c_style);
+    FloatArray c = f32(strided ? py::handle(py::array::ensure(obj, py::array::c_style)) : obj, fn, name);
+    const Index head = c.ndim() == 4 ? c.shape(2) * c.shape(3) : 0;
+    return {c, HeadRows{c.data(), c.ndim() == 4 ? c.shape(1) * head : 0, head}};
+}
+
+// Decoding steps (a few queries, no dropout) read K and V in place (decode.cpp); everything else runs the flash
+// kernel on contiguous copies.
 static py::tuple attention_fwd(py::handle q_obj, py::handle k_obj, py::handle v_obj, py::object mask, bool causal,
                                py::object scale, double dropout_p, py::int_ dropout_seed) {
     const char* fn = "attention_forward";
     const AttnDropout drop = attention_dropout(dropout_p, dropout_seed, fn);
-    auto q = f32(q_obj, fn, "q"), k = f32(k_obj, fn, "k"), v = f32(v_obj, fn, "v");
-    const AttnShape s = attention_shape(q, k, v, causal, scale, fn);
+    auto q = f32(q_obj, fn, "q");
+    const bool decoding = !drop.on && q.ndim() == 4 && q.shape(2) <= kDecodeMaxQueries;
+    const HeadsArg k = heads_arg(k_obj, decoding, fn, "k"), v = heads_arg(v_obj, decoding, fn, "v");
+    const AttnShape s = attention_shape(q, k.arr, v.arr, causal, scale, fn);
     py::array mask_arr;
     const AttnMask m = attention_mask(mask, s, fn, &mask_arr);
     FloatArray out = new_output(Shape{s.B, s.H, s.Lq, s.Dv}), lse(Shape{s.B, s.H, s.Lq});
     {
         py::gil_scoped_release release;
-        flash_attention_forward(s, q.data(), k.data(), v.data(), m, drop, out.mutable_data(), lse.mutable_data());
+        if (decode_fits(s, drop))
+            decode_attention_forward(s, q.data(), k.rows, v.rows, m, out.mutable_data(), lse.mutable_data());
+        else
+            flash_attention_forward(s, q.data(), k.rows.p, v.rows.p, m, drop, out.mutable_data(), lse.mutable_data());
     }
     return py::make_tuple(out, lse);
 }

@@ -331,6 +331,21 @@ def test_preallocated_cache_gives_the_no_cache_logits_at_every_step(minitx_gpt2)
         positions = np.concatenate([positions, positions[:, -1:] + 1], axis=1)
 
 
+@pytest.mark.parametrize("beam_idx", [[0, 1, 2, 3], [1, 0, 2, 3], [0, 0, 3, 3], [3, 1, 1, 0]])
+def test_kv_cache_reorder_copies_the_moved_rows(beam_idx):
+    """reorder_cache gives keys[beam_idx] and values[beam_idx] (swaps, kept rows, duplicates), in the same buffer."""
+    from minitx.nn.attention import KVCache
+
+    rng = np.random.default_rng(0)
+    cache = KVCache(num_heads=2, capacity=9)
+    cache.append(*(rng.standard_normal((4, 5, 6), dtype=np.float32) for _ in range(2)))
+    keys, values, buffer = cache.keys.numpy().copy(), cache.values.numpy().copy(), cache.buffer
+    cache.reorder_cache(np.array(beam_idx))
+    assert cache.buffer is buffer
+    np.testing.assert_array_equal(cache.keys.numpy(), keys[beam_idx])
+    np.testing.assert_array_equal(cache.values.numpy(), values[beam_idx])
+
+
 # ----------------------------------------------------------------------------- the benchmark script, smoke
 def test_generation_benchmark_quick_run_writes_its_results(tmp_path, monkeypatch):
     """benchmarks/bench_generate.py --quick on its micro model: minitx and HF agree on every token (the script

@@ -105,6 +105,21 @@ inline bool tile_needs_mask(const AttnShape& s, const AttnMask& mask, Index i0, 
 
 void flash_attention_forward(const AttnShape& s, const float* q, const float* k, const float* v, const AttnMask& mask,
                              const AttnDropout& drop, float* out, float* lse);
+
+// The (Lk × D) rows of every head of a (B, H, Lk, D) array at p + b·sb + h·sh, each head's rows contiguous: a
+// KV cache's filled prefix (sh = capacity·D) or a broadcast (stride 0) is read in place.
+struct HeadRows {
+    const float* p;
+    Index sb, sh;
+    const float* head(Index b, Index h) const { return p + b * sb + h * sh; }
+};
+
+// Decoding (csrc/attention/decode.cpp): at most kDecodeMaxQueries queries per head (a KV-cache step) and no
+// dropout: scores, softmax and P·V row by row, K and V read in place (HeadRows), nothing packed.
+inline constexpr Index kDecodeMaxQueries = 4;
+inline bool decode_fits(const AttnShape& s, const AttnDropout& drop) { return !drop.on && s.Lq <= kDecodeMaxQueries; }
+void decode_attention_forward(const AttnShape& s, const float* q, HeadRows k, HeadRows v, const AttnMask& mask,
+                              float* out, float* lse);
 void flash_attention_backward(const AttnShape& s, const float* dout, const float* q, const float* k, const float* v,
                               const float* out, const float* lse, const AttnMask& mask, const AttnDropout& drop,
                               float* dq, float* dk, float* dv);

@@ -76,17 +76,22 @@ def gelu_backward(dy: np.ndarray, x: np.ndarray, approximate: str = "none") -> n
     return kernels.gelu_backward(np.ascontiguousarray(dy), np.ascontiguousarray(x), approximate)
 
 
-def _attention_inputs(q, k, v, mask):
-    """q, k, v as contiguous (B, H, L, D) float32, all broadcast to the scores' (B, H); the mask contiguous."""
+def _attention_inputs(q, k, v, mask, copy=True):
+    """q, k, v as (B, H, L, D) float32, all broadcast to the scores' (B, H), contiguous unless ``copy=False``
+    (k and v as views: the kernel reads a KV cache's prefix or a broadcast in place when decoding and copies
+    them itself otherwise); the mask contiguous."""
     lead = np.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2])
-    q, k, v = (np.ascontiguousarray(np.broadcast_to(a, lead + a.shape[-2:])) for a in (q, k, v))
+    q, k, v = (np.broadcast_to(a, lead + a.shape[-2:]) for a in (q, k, v))
+    q = np.ascontiguousarray(q)
+    if copy:
+        k, v = np.ascontiguousarray(k), np.ascontiguousarray(v)
     if mask is not None:
         mask = np.ascontiguousarray(mask)
     return q, k, v, mask
 
 
 def attention_forward(q, k, v, mask=None, causal=False, scale=None, dropout_p=0.0, dropout_seed=0):
-    q, k, v, mask = _attention_inputs(q, k, v, mask)
+    q, k, v, mask = _attention_inputs(q, k, v, mask, copy=False)
     return kernels.attention_forward(q, k, v, mask, bool(causal), scale, float(dropout_p), int(dropout_seed))
 
 

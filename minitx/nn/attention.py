@@ -89,9 +89,13 @@ class KVCache:
         return 2
 
     def reorder_cache(self, beam_idx: np.ndarray) -> None:
-        """Beam search: row i continues row ``beam_idx[i]`` — one fancy index over keys and values, in place."""
-        filled = self.buffer[:, :, :, :self.length]
-        filled[...] = filled[:, beam_idx]
+        """Beam search: row i continues row ``beam_idx[i]``, in place. Only the rows whose source is another row are
+        copied (a beam that keeps its own history, as most do from step to step, costs nothing)."""
+        beam_idx = np.asarray(beam_idx)
+        moved = np.flatnonzero(beam_idx != np.arange(len(beam_idx)))
+        if moved.size:
+            filled = self.buffer[:, :, :, :self.length]
+            filled[:, moved] = filled[:, beam_idx[moved]]  # the right side is gathered (copied) before the write
 
 
 def combine_masks(padding_mask, attn_mask, dtype, scores_shape):

@@ -6,7 +6,9 @@ One step = forward (dropout on) + backward + AdamW update, on random ids:
 * BERT pre-training (MLM on 15% of the positions + NSP): 4L/512H/8 heads/FFN 2048/vocab 30522 at B=16 L=128,
   and 6L/512H at B=32 L=256;
 * GPT-2 small (12L/768H/12 heads/vocab 50257) at B=8 L=256, labels = ids;
-each without and with gradient checkpointing (``model.gradient_checkpointing_enable()``, both frameworks).
+each without and with gradient checkpointing (``model.gradient_checkpointing_enable()``, both frameworks). The
+checkpointed minitx runs are the memory-saving setting as a whole: checkpointing plus MINITX_OUTPUT_CACHE_MB=0 (no
+reuse cache of freed kernel outputs, which keeps up to 256 MB resident; torch's CPU allocator keeps none).
 
 Every (model, framework, checkpointing) runs in a fresh subprocess, so one's memory does not hide another's:
 the child builds the model, notes its RSS, runs warm-up steps and timed steps, and reports the median step
@@ -166,6 +168,8 @@ def run_child(spec: dict, framework: str, checkpointing: bool, steps: int) -> di
     """``measure`` in a fresh Python process (its RSS and peak are its own)."""
     env = {**os.environ, "OPENBLAS_NUM_THREADS": str(THREADS), "OMP_NUM_THREADS": str(THREADS),
            "MKL_NUM_THREADS": str(THREADS), "MINITX_NUM_THREADS": str(THREADS)}
+    if framework == "minitx" and checkpointing:  # the memory-saving setting (module docstring)
+        env["MINITX_OUTPUT_CACHE_MB"] = "0"
     args = json.dumps({"spec": spec, "framework": framework, "checkpointing": checkpointing, "steps": steps})
     done = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--child", args], env=env,
                           capture_output=True, text=True, cwd=HERE)

@@ -105,7 +105,9 @@ class Module:
     def gradient_checkpointing_enable(self) -> None:
         """HF's name: the layer stacks below (modules with a ``gradient_checkpointing`` flag: BERT's encoder,
         GPT-2's blocks) recompute each layer in backward instead of keeping its activations, while training
-        (``minitx.autograd.Checkpoint``: less memory, one more forward per step)."""
+        (``minitx.autograd.Checkpoint``: less memory, one more forward per step). For the least memory, also
+        set MINITX_OUTPUT_CACHE_MB=0: the C++ kernels otherwise keep up to 256 MB of freed outputs for reuse
+        (csrc/output_cache.h), resident memory that counts in the peak."""
         self.set_gradient_checkpointing(True)
 
     def gradient_checkpointing_disable(self) -> None:

@@ -1,6 +1,7 @@
 """SGEMM fp32: GF/s of every rung of the minitx ladder vs np.matmul (OpenBLAS) and torch, square N×N
 and transformer shapes; and the skinny products of a decoder step (M <= 16 rows through a weight matrix,
-csrc/matmul/skinny.cpp) in µs and GB/s of weights read, beside the machine's measured read bandwidth.
+csrc/matmul/skinny.cpp; 17-64 rows, a beam search's step, csrc/matmul/few_rows.cpp) in µs and GB/s of weights
+read, beside the machine's measured read bandwidth.
 Writes results/matmul.json and results/matmul.png.
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE OPENBLAS_NUM_THREADS=2 \
@@ -47,7 +48,8 @@ def measure(m, k, n, fns, rounds):
 
 # (M, K, N) of GPT-2 small's decoder steps: qkv and MLP projections (K = 384 for a 384-wide model), the
 # tied LM head (N = 50257), and 8 or 16 sequences (batch × beams) at once.
-SKINNY_SHAPES = [(1, 384, 1152), (1, 384, 8000), (1, 768, 3072), (1, 768, 50257), (8, 768, 3072), (16, 768, 3072)]
+SKINNY_SHAPES = [(1, 384, 1152), (1, 384, 8000), (1, 768, 3072), (1, 768, 50257), (8, 768, 3072), (16, 768, 3072),
+                 (32, 768, 3072), (32, 768, 50257)]
 
 
 def openblas_core():

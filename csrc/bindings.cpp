@@ -463,6 +463,7 @@ static py::tuple attention_bwd(py::handle dout_obj, py::handle q_obj, py::handle
 }
 
 // ---------------------------------------------------------------- cross-entropy
+static FloatArray writeable_f32(py::handle obj, const char* fn, const char* name);
 using Int64Array = py::array_t<std::int64_t, py::array::c_style>;
 using DoubleArray = py::array_t<double, py::array::c_style>;
 
@@ -514,8 +515,11 @@ static py::tuple cross_entropy_fwd(py::handle logits_obj, py::handle target_obj,
     return py::make_tuple(loss, lse);
 }
 
+// `out` (optional): where dlogits go, float32 C-contiguous writeable of logits' shape; it may be logits itself
+// (each element is read before it is written), so a caller that no longer needs the logits saves a buffer.
 static FloatArray cross_entropy_bwd(py::handle dloss_obj, py::handle logits_obj, py::handle lse_obj,
-                                    py::handle target_obj, std::int64_t ignore_index, double label_smoothing) {
+                                    py::handle target_obj, std::int64_t ignore_index, double label_smoothing,
+                                    py::object out_obj) {
     const char* fn = "cross_entropy_backward";
     auto dloss = f32(dloss_obj, fn, "dloss"), logits = f32(logits_obj, fn, "logits");
     auto lse = typed<double>(lse_obj, fn, "lse");
@@ -527,7 +531,8 @@ static FloatArray cross_entropy_bwd(py::handle dloss_obj, py::handle logits_obj,
     const Index rows = logits.shape(0), classes = logits.shape(1);
     check_targets(target, classes, ignore_index, fn);
     const float eps = check_smoothing(label_smoothing, fn);
-    FloatArray dlogits = new_output(shape_of(logits));
+    FloatArray dlogits = out_obj.is_none() ? new_output(shape_of(logits)) : writeable_f32(out_obj, fn, "out");
+    if (!out_obj.is_none()) same_shape(dlogits, logits, fn, "out", "logits");
     py::gil_scoped_release release;
     cross_entropy_backward(dloss.data(), logits.data(), lse.data(), target.data(), dlogits.mutable_data(), rows,
                            classes, ignore_index, eps);
@@ -625,7 +630,8 @@ PYBIND11_MODULE(_C, m) {
     m.def("cross_entropy_forward", &cross_entropy_fwd, py::arg("logits"), py::arg("target"),
           py::arg("ignore_index") = -100, py::arg("label_smoothing") = 0.0);
     m.def("cross_entropy_backward", &cross_entropy_bwd, py::arg("dloss"), py::arg("logits"), py::arg("lse"),
-          py::arg("target"), py::arg("ignore_index") = -100, py::arg("label_smoothing") = 0.0);
+          py::arg("target"), py::arg("ignore_index") = -100, py::arg("label_smoothing") = 0.0,
+          py::arg("out") = py::none());
     m.def("adamw_step", &adamw_step_py, py::arg("param"), py::arg("grad"), py::arg("exp_avg"), py::arg("exp_avg_sq"),
           py::arg("max_exp_avg_sq"), py::arg("lr"), py::arg("beta1"), py::arg("beta2"), py::arg("eps"),
           py::arg("weight_decay"), py::arg("step"), py::arg("decoupled_weight_decay") = true);

@@ -29,7 +29,8 @@ Flash attention (csrc/attention/): q (B,H,Lq,D), k (B,H,Lk,D), v (B,H,Lk,Dv)
 Cross-entropy (csrc/loss/cross_entropy.cpp): logits (N, C) float32, target (N,) int64 (classes in [0, C) or
 ignore_index), label_smoothing in [0, 1]
     cross_entropy_forward(logits, target, ignore_index=-100, label_smoothing=0.0) -> (loss (N,), lse (N,) float64)
-    cross_entropy_backward(dloss, logits, lse, target, ignore_index=-100, label_smoothing=0.0) -> dlogits (N, C)
+    cross_entropy_backward(dloss, logits, lse, target, ignore_index=-100, label_smoothing=0.0, out=None) -> dlogits (N, C)
+        (written into ``out`` when given; ``out`` may be ``logits`` itself)
     The forward never writes the (N, C) log-probabilities; the backward recomputes softmax from logits and lse.
     Ignored rows: loss 0, lse 0, gradient 0, their logits unread.
 Optimizer (csrc/optim/adamw.cpp), in place, nothing returned:

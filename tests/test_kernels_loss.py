@@ -119,6 +119,27 @@ def test_cross_entropy_threaded_rows_match_one_thread(rng):
     np.testing.assert_array_equal(dx, dx1)
 
 
+@pytest.mark.parametrize("label_smoothing", [0.0, 0.1])
+def test_cross_entropy_backward_in_place_of_the_logits(isa, label_smoothing, rng):
+    """out=logits overwrites the logits with their gradient (each element is read before it is written): the same
+    values as a fresh output, in the NumPy reference too; a read-only out is refused."""
+    x = rng.standard_normal((37, 1031), dtype=np.float32) * 3
+    t = rng.integers(0, 1031, 37)
+    t[::5] = -100
+    dloss = rng.random(37).astype(np.float32)
+    _, lse = kernels.cross_entropy_forward(x, t, label_smoothing=label_smoothing)
+    fresh = kernels.cross_entropy_backward(dloss, x, lse, t, label_smoothing=label_smoothing)
+    for module in (kernels, reference):
+        buf = x.copy()
+        got = module.cross_entropy_backward(dloss, buf, lse, t, label_smoothing=label_smoothing, out=buf)
+        assert got is buf or np.shares_memory(got, buf)
+        np.testing.assert_allclose(buf, fresh, rtol=1e-5, atol=1e-7)
+    read_only = x.copy()
+    read_only.flags.writeable = False
+    with pytest.raises(ValueError, match="out is read-only"):
+        kernels.cross_entropy_backward(dloss, x, lse, t, out=read_only)
+
+
 @pytest.mark.parametrize("call,message", [
     (lambda x, t, d, l: kernels.cross_entropy_forward(x, np.array([0, 1, 5])), r"target\[2\] = 5 .*\[0, 4\)"),
     (lambda x, t, d, l: kernels.cross_entropy_forward(x, np.array([0, -1, -100])), r"target\[1\] = -1"),
@@ -130,6 +151,11 @@ def test_cross_entropy_threaded_rows_match_one_thread(rng):
     (lambda x, t, d, l: kernels.cross_entropy_backward(d, x, l.astype(np.float32), t), r"lse must be float64"),
     (lambda x, t, d, l: kernels.cross_entropy_backward(d[:1], x, l, t), r"dloss must be \(N,\)"),
     (lambda x, t, d, l: kernels.cross_entropy_backward(d, x.T, l, t), r"C-contiguous"),
+    (lambda x, t, d, l: kernels.cross_entropy_backward(d, x, l, t, out=np.zeros((3, 5), np.float32)),
+     r"out and logits must have the same shape, out is \(3, 5\), logits is \(3, 4\)"),
+    (lambda x, t, d, l: kernels.cross_entropy_backward(d, x, l, t, out=np.zeros((3, 4))), r"out must be float32"),
+    (lambda x, t, d, l: kernels.cross_entropy_backward(d, x, l, t, out=np.zeros((3, 4), np.float32)[::-1]),
+     r"C-contiguous"),
 ])
 def test_cross_entropy_binding_refuses_bad_input(call, message):
     x, t = np.zeros((3, 4), np.float32), np.array([0, 3, -100])

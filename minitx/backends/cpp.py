@@ -109,11 +109,11 @@ def cross_entropy_forward(logits, target, ignore_index=-100, label_smoothing=0.0
                                          int(ignore_index), float(label_smoothing))
 
 
-def cross_entropy_backward(dloss, logits, lse, target, ignore_index=-100, label_smoothing=0.0):
+def cross_entropy_backward(dloss, logits, lse, target, ignore_index=-100, label_smoothing=0.0, out=None):
     return kernels.cross_entropy_backward(np.ascontiguousarray(dloss), np.ascontiguousarray(logits),
                                           np.ascontiguousarray(lse, np.float64),
                                           np.ascontiguousarray(target, np.int64), int(ignore_index),
-                                          float(label_smoothing))
+                                          float(label_smoothing), out)
 
 
 def adamw_step(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, lr, beta1, beta2, eps, weight_decay, step,

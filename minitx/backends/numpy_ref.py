@@ -85,12 +85,19 @@ def cross_entropy_forward(logits, target, ignore_index=-100, label_smoothing=0.0
     return np.where(keep, loss, 0.0).astype(logits.dtype, copy=False), np.where(keep, lse, 0.0)
 
 
-def cross_entropy_backward(dloss, logits, lse, target, ignore_index=-100, label_smoothing=0.0):
+def cross_entropy_backward(dloss, logits, lse, target, ignore_index=-100, label_smoothing=0.0, out=None):
     """dlogits_n = dloss_n (softmax(x_n) - q_n),  q_n = (1 - ε) onehot(t_n) + ε / C;  0 on ignored rows.
 
     softmax(x_n) = exp(x_n - lse_n), recomputed (flash-attention style). x - lse is formed in float64, then
     rounded: log p keeps float32's precision even for logits far from 0 (float32 lse would cost ulp(lse)).
+    ``out``: an array of logits' shape to write dlogits into (it may be ``logits`` itself); returned.
     """
+    if out is not None:
+        if out.shape != logits.shape:
+            raise ValueError(f"cross_entropy_backward: out and logits must have the same shape, out is {out.shape}, "
+                             f"logits is {logits.shape}")
+        out[...] = cross_entropy_backward(dloss, logits, lse, target, ignore_index, label_smoothing)
+        return out
     n, c = logits.shape
     keep = target != ignore_index
     p = np.exp((logits - lse[:, None]).astype(logits.dtype))

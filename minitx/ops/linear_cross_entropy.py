@@ -50,9 +50,12 @@ class LinearCrossEntropy(Function):
             total += losses.sum(dtype=np.float64)
             if wants_grad:
                 d = dloss[:len(z)]
-                dz = kernel("cross_entropy_backward", d, z)(d, z, lse, target[rows], ignore_index, 0.0)
+                # dz in place of z (z is not needed again): one (c, V) buffer per chunk, not two
+                dz = kernel("cross_entropy_backward", d, z)(d, z, lse, target[rows], ignore_index, 0.0, out=z)
                 dhidden[rows] = kernel("matmul", dz, weight)(dz, weight)     # (c, V) (V, H) -> (c, H)
                 dweight += kernel("matmul_tn", dz, h)(dz, h)                 # (c, V)ᵀ (c, H) -> (V, H)
+                del dz
+            del z  # freed before the next chunk's logits are allocated: the C++ output cache hands the block back
         if wants_grad:
             ctx.save(dhidden, dweight)
         with np.errstate(invalid="ignore", divide="ignore"):

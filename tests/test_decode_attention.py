@@ -17,14 +17,9 @@ if not minitx.cpp_available():
     pytest.skip("the C++ extension minitx._C is not built", allow_module_level=True)
 
 from minitx import kernels  # noqa: E402
+from test_kernels import isa  # noqa: E402,F401  (the fixture: every ISA this CPU has)
 
-
-@pytest.fixture(params=kernels.info()["isa_available"], autouse=True)
-def isa(request):
-    before = kernels.info()["isa"]
-    kernels.set_isa(request.param)
-    yield request.param
-    kernels.set_isa(before)
+pytestmark.append(pytest.mark.usefixtures("isa"))
 
 
 def cache_prefix(rng, b, h, length, d, spare=7):

@@ -5,6 +5,7 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <type_traits>
 
 #include "simd_avx2.h"
 
@@ -106,20 +107,6 @@ __attribute__((target("avx2,fma"))) static void micro_avx2(Index k, const float*
     }
 }
 
-template <bool FULL>
-__attribute__((target("avx2,fma"))) static void micro_rows_avx2(Index mr, Index k, const float* a, Index rsa,
-                                                                Index csa, const float* panel, float* c, Index ldc,
-                                                                Index nr, bool acc) {
-    switch (mr) {
-        case 6: return micro_avx2<6, FULL>(k, a, rsa, csa, panel, c, ldc, nr, acc);
-        case 5: return micro_avx2<5, FULL>(k, a, rsa, csa, panel, c, ldc, nr, acc);
-        case 4: return micro_avx2<4, FULL>(k, a, rsa, csa, panel, c, ldc, nr, acc);
-        case 3: return micro_avx2<3, FULL>(k, a, rsa, csa, panel, c, ldc, nr, acc);
-        case 2: return micro_avx2<2, FULL>(k, a, rsa, csa, panel, c, ldc, nr, acc);
-        default: return micro_avx2<1, FULL>(k, a, rsa, csa, panel, c, ldc, nr, acc);
-    }
-}
-
 // ---------------------------------------------------------------- AVX-512
 // MR rows of A broadcast against NP panels (16 columns each, one zmm per panel row) per step p: 2·MR FMAs per
 // MR broadcasts and 2 loads when NP = 2. Columns past nr are masked off in the loads and stores of C (the
@@ -155,33 +142,39 @@ __attribute__((target("avx512f,avx2,fma"))) static void micro_avx512(Index k, co
         for (int q = 0; q < NP; ++q) _mm512_mask_storeu_ps(c + r * ldc + q * kPanelWidth, mask[q], acc[r][q]);
 }
 
-template <int NP>
-__attribute__((target("avx512f,avx2,fma"))) static void micro_rows_avx512(Index mr, Index k, const float* a,
-                                                                          Index rsa, Index csa, const float* panel,
-                                                                          float* c, Index ldc, Index nr, bool acc) {
-    switch (mr) {
-        case 6: return micro_avx512<6, NP>(k, a, rsa, csa, panel, c, ldc, nr, acc);
-        case 5: return micro_avx512<5, NP>(k, a, rsa, csa, panel, c, ldc, nr, acc);
-        case 4: return micro_avx512<4, NP>(k, a, rsa, csa, panel, c, ldc, nr, acc);
-        case 3: return micro_avx512<3, NP>(k, a, rsa, csa, panel, c, ldc, nr, acc);
-        case 2: return micro_avx512<2, NP>(k, a, rsa, csa, panel, c, ldc, nr, acc);
-        default: return micro_avx512<1, NP>(k, a, rsa, csa, panel, c, ldc, nr, acc);
-    }
-}
-
 // ---------------------------------------------------------------- dispatch
 Index micro_tile_columns() { return current_isa() == Isa::Avx512 ? 2 * kPanelWidth : kPanelWidth; }
+
+// body(std::integral_constant<int, MR>()) for MR = mr in [1, kMicroRows]: the SIMD bodies are templates on their
+// row count, so their loops over the rows unroll into registers.
+template <typename Body>
+static void with_row_count(Index mr, Body&& body) {
+    switch (mr) {
+        case 6: return body(std::integral_constant<int, 6>());
+        case 5: return body(std::integral_constant<int, 5>());
+        case 4: return body(std::integral_constant<int, 4>());
+        case 3: return body(std::integral_constant<int, 3>());
+        case 2: return body(std::integral_constant<int, 2>());
+        default: return body(std::integral_constant<int, 1>());
+    }
+}
 
 void micro_kernel(Index mr, Index nr, Index k, const float* a, Index rsa, Index csa, const float* panel, float* c,
                   Index ldc, bool accumulate) {
     switch (current_isa()) {
         case Isa::Scalar: return micro_scalar(mr, nr, k, a, rsa, csa, panel, c, ldc, accumulate);
         case Isa::Avx2:
-            if (nr == kPanelWidth) return micro_rows_avx2<true>(mr, k, a, rsa, csa, panel, c, ldc, nr, accumulate);
-            return micro_rows_avx2<false>(mr, k, a, rsa, csa, panel, c, ldc, nr, accumulate);
+            return with_row_count(mr, [&](auto rows) {
+                constexpr int MR = decltype(rows)::value;
+                if (nr == kPanelWidth) return micro_avx2<MR, true>(k, a, rsa, csa, panel, c, ldc, nr, accumulate);
+                micro_avx2<MR, false>(k, a, rsa, csa, panel, c, ldc, nr, accumulate);
+            });
         case Isa::Avx512:
-            if (nr > kPanelWidth) return micro_rows_avx512<2>(mr, k, a, rsa, csa, panel, c, ldc, nr, accumulate);
-            return micro_rows_avx512<1>(mr, k, a, rsa, csa, panel, c, ldc, nr, accumulate);
+            return with_row_count(mr, [&](auto rows) {
+                constexpr int MR = decltype(rows)::value;
+                if (nr > kPanelWidth) return micro_avx512<MR, 2>(k, a, rsa, csa, panel, c, ldc, nr, accumulate);
+                micro_avx512<MR, 1>(k, a, rsa, csa, panel, c, ldc, nr, accumulate);
+            });
     }
 }
 

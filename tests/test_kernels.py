@@ -125,6 +125,20 @@ def test_matmul_nt_weight_rows_a_multiple_of_4kib(isa, version, rng):
         np.testing.assert_allclose(kernels.matmul_nt(a, w, version=version), expected, atol=1e-5 * np.sqrt(k) * 16)
 
 
+@pytest.mark.parametrize("m", [1, 2, 3, 4, 5, 8, 13, 16])  # the skinny path: 4-row blocks and their remainders
+@pytest.mark.parametrize("k", [1, 15, 16, 17, 385])         # K in 16-wide steps (AVX-512) and 8-wide (AVX2), tails
+def test_matmul_nt_skinny_rows_and_tails(isa, m, k, rng):
+    """x @ Wᵀ with a decoder step's few rows: N = 1, 7 and 33 (a ragged block of W rows); a NaN in one row of x
+    stays in that row of the output."""
+    for n in (1, 7, 33):
+        a, w = rand(rng, m, k), rand(rng, n, k)
+        a[m - 1, k // 2] = np.nan
+        expected = a.astype(np.float64) @ w.T.astype(np.float64)
+        got = kernels.matmul_nt(a, w)
+        np.testing.assert_array_equal(np.isnan(got), np.isnan(expected))
+        np.testing.assert_allclose(got, expected, atol=1e-5 * np.sqrt(k) * 16)
+
+
 @pytest.mark.parametrize("m", [17, 31, 64, 65])  # 17..64: the few-rows path (Cᵀ = Bᵀ·Aᵀ); 65: the packed GEMM
 @pytest.mark.parametrize("k,n", [(1, 97), (300, 1), (513, 1000)])  # K past one block of Aᵀ; a ragged last tile
 def test_matmul_few_rows_every_form(isa, m, k, n, rng):

@@ -9,8 +9,9 @@
 //     per 4 FMAs. The rows of B stay in L1 for the rows of C after the first.
 //   nt form, B stored (N, K) row-major, as Linear's weight in x @ Wᵀ (B.rs = 1, A.cs = 1): dot products,
 //     C[i, n] = Σ_p A[i, p] · W[n, p], of 2 rows of A with 4 rows of W (1 with 8 for M = 1) in 8 ymm
-//     accumulators, vectorised over K and summed across lanes at the end. The block of 8 rows of W stays
-//     in L1 for the next rows of A; the rows of A (M·K floats) stay in L1/L2.
+//     accumulators, vectorised over K and summed across lanes at the end (AVX-512: 4 rows of A with 4 rows of
+//     W in 16 zmm). The block of 8 rows of W stays in L1 for the next rows of A; the rows of A (M·K floats)
+//     stay in L1/L2.
 // Threads split N into chunks when the weights are large enough to pay for waking a worker.
 // No zero is skipped: a NaN or inf in A or B reaches every output it touches, as in NumPy.
 // Speed: benchmarks/results/matmul.json ("skinny").
@@ -158,6 +159,66 @@ __attribute__((target("avx2,fma"))) static void nt_rows_avx2(Index M, Index nw, 
         }
 }
 
+// ---------------------------------------------------------------- AVX-512, nt
+// The same dot products, 16 values of K per step, MR rows of A with 4 rows of W in 4·MR zmm accumulators (M = 1:
+// one row against 8): 8 loads per 16 FMAs at MR = 4, where the AVX2 body (2 × 4 in 8 ymm, all 16 registers there
+// are) does 6 loads per 8 FMAs of half the width: with a few rows the AVX2 body is bound by its loads.
+template <int MR, int NW, bool MASKED>
+__attribute__((target("avx512f,avx2,fma"))) static inline void nt_step512(__m512 (&acc)[MR][NW], const float* a,
+                                                                          Index lda, const float* const (&w)[NW],
+                                                                          Index p, __mmask16 mask) {
+    __m512 av[MR];
+    for (int m = 0; m < MR; ++m)
+        av[m] = MASKED ? _mm512_maskz_loadu_ps(mask, a + m * lda + p) : _mm512_loadu_ps(a + m * lda + p);
+    for (int q = 0; q < NW; ++q) {
+        const __m512 wv = MASKED ? _mm512_maskz_loadu_ps(mask, w[q] + p) : _mm512_loadu_ps(w[q] + p);
+        for (int m = 0; m < MR; ++m) acc[m][q] = _mm512_fmadd_ps(av[m], wv, acc[m][q]);
+    }
+}
+
+// The sum of the 16 lanes, through memory: GCC 12's reduce/extract/cast intrinsics warn of an uninitialised value
+// inside its own header (once per block of outputs, the store costs nothing measurable).
+__attribute__((target("avx512f,avx2,fma"))) static inline float hsum512(__m512 x) {
+    alignas(64) float lanes[16];
+    _mm512_store_ps(lanes, x);
+    return simd::hsum256(_mm256_add_ps(_mm256_load_ps(lanes), _mm256_load_ps(lanes + 8)));
+}
+
+// C[0:MR, 0:nw) = A[0:MR, :] · W[0:nw, :]ᵀ, nw <= NW (rows past nw repeat W's last row, computed and dropped).
+template <int MR, int NW>
+__attribute__((target("avx512f,avx2,fma"))) static void nt_block512(Index K, const float* a, Index lda, const float* w,
+                                                                    Index ldw, Index nw, float* c, Index ldc) {
+    const float* wr[NW];
+    for (int q = 0; q < NW; ++q) wr[q] = w + std::min<Index>(q, nw - 1) * ldw;
+    __m512 acc[MR][NW];
+    for (int m = 0; m < MR; ++m)
+        for (int q = 0; q < NW; ++q) acc[m][q] = _mm512_setzero_ps();
+    Index p = 0;
+    for (; p + 16 <= K; p += 16) nt_step512<MR, NW, false>(acc, a, lda, wr, p, 0);
+    if (p < K) nt_step512<MR, NW, true>(acc, a, lda, wr, p, __mmask16((1u << (K - p)) - 1u));
+    for (int m = 0; m < MR; ++m)
+        for (int q = 0; q < nw; ++q) c[m * ldc + q] = hsum512(acc[m][q]);
+}
+
+// C[:, 0:nw) = A · W[0:nw, :]ᵀ for one block of nw <= kWRows rows of W: 4 rows of A at a time.
+__attribute__((target("avx512f,avx2,fma"))) static void nt_rows_avx512(Index M, Index nw, Index K, MatRef A,
+                                                                       const float* w, Index ldw, float* C,
+                                                                       Index ldc) {
+    if (M == 1) return nt_block512<1, 8>(K, A.p, A.rs, w, ldw, nw, C, ldc);
+    for (Index i = 0; i < M; i += 4)
+        for (Index q = 0; q < nw; q += 4) {
+            const float* a = A.p + i * A.rs;
+            const Index n = std::min<Index>(4, nw - q);
+            float* c = C + i * ldc + q;
+            switch (std::min<Index>(4, M - i)) {
+                case 4: nt_block512<4, 4>(K, a, A.rs, w + q * ldw, ldw, n, c, ldc); break;
+                case 3: nt_block512<3, 4>(K, a, A.rs, w + q * ldw, ldw, n, c, ldc); break;
+                case 2: nt_block512<2, 4>(K, a, A.rs, w + q * ldw, ldw, n, c, ldc); break;
+                default: nt_block512<1, 4>(K, a, A.rs, w + q * ldw, ldw, n, c, ldc);
+            }
+        }
+}
+
 // ---------------------------------------------------------------- dispatch
 // All M rows of C, columns [0, N).
 static void skinny_columns(Index M, Index N, Index K, MatRef A, MatRef B, float* C, Index ldc) {
@@ -170,8 +231,8 @@ static void skinny_columns(Index M, Index N, Index K, MatRef A, MatRef B, float*
             nn_columns_avx2(M, std::min(width, N - j), K, A, MatRef{B.p + j, B.rs, 1}, tile, C + j, ldc);
         return;
     }
-    for (Index j = 0; j < N; j += kWRows)
-        nt_rows_avx2(M, std::min(kWRows, N - j), K, A, B.p + j * B.cs, B.cs, C + j, ldc);
+    const auto nt_rows = current_isa() == Isa::Avx512 ? nt_rows_avx512 : nt_rows_avx2;
+    for (Index j = 0; j < N; j += kWRows) nt_rows(M, std::min(kWRows, N - j), K, A, B.p + j * B.cs, B.cs, C + j, ldc);
 }
 
 void gemm_skinny(Index M, Index N, Index K, MatRef A, MatRef B, float* C, bool threads) {

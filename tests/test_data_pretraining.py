@@ -299,3 +299,19 @@ def test_vocab_errors_are_clear():
         Vocab([CLS, SEP, "a"])
     with pytest.raises(KeyError, match="'zzz'"):
         Vocab([CLS, SEP, MASK, "a"]).ids(["a", "zzz"])
+
+
+def test_pretraining_recipe_masks_more_for_training_but_evaluates_at_bert_rate(docs, vocab):
+    """BertPretrainingSettings.train_masked_lm_prob = 0.4: training instances predict ~40% of their tokens (cap
+    included), the held-out ones BERT's 15%, once."""
+    from minitx.recipes.pretrain_bert import BertPretrainingSettings, masking_configs
+
+    train_cfg, eval_cfg = masking_configs(BertPretrainingSettings(max_seq_length=64, train_masked_lm_prob=0.4))
+    assert (train_cfg.masked_lm_prob, train_cfg.max_predictions_per_seq) == (0.4, 26)
+    assert (eval_cfg.masked_lm_prob, eval_cfg.max_predictions_per_seq, eval_cfg.dupe_factor) == (0.15, 10, 1)
+    for cfg, share in ((train_cfg, 0.4), (eval_cfg, 0.15)):
+        ds = StaticMaskingDataset(docs, toy_tokenize, vocab, cfg, seed=3)
+        for i in range(len(ds)):
+            check_instance(ds[i], ds.vocab, cfg)
+        predicted = sum(int((ds[i]["labels"] != -100).sum()) for i in range(len(ds)))
+        assert abs(predicted / sum(len(ds[i]["input_ids"]) for i in range(len(ds))) - share) < 0.03

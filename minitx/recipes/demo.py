@@ -61,6 +61,8 @@ def demo_settings(minutes: float = DEFAULT_MINUTES):
       (unigram baseline 0.072); dropout 0 gave 0.168, lr 1e-3 0.148, vocab 1000 0.161, hidden 128 0.156.
       At 2400 steps (``--minutes 20``) it levels off at 0.188 (0.168/0.177/0.183/0.184 at 800-2000). With the
       standard library's docstrings added (4x the words; held-out split of both) 0.132/0.156 at 600/1200 steps.
+      Masking 40% of the training tokens (held-out: 15%) gives more signal per step: 0.174 (NSP 0.633) against
+      0.164 (NSP 0.567) at 15%, 600 steps each (2-core Xeon, AVX-512).
     Fine-tuning (real vs word-shuffled sentences, 3 epochs): with dropout 0.1 the training loss stayed at
       0.69 for every learning rate tried (1e-4, 5e-4, 2e-3): accuracy 0.52-0.53 vs 0.50 by chance; with
       dropout 0 and lr 1e-3 it falls to 0.41 and the accuracy is 0.69.
@@ -69,7 +71,7 @@ def demo_settings(minutes: float = DEFAULT_MINUTES):
     if not minutes > 0:
         raise ValueError(f"demo_settings: minutes must be > 0, got {minutes}")
     bert_steps, gpt2_steps = (max(6, round(steps * minutes / DEFAULT_MINUTES)) for steps in (600, 300))
-    return (BertPretrainingSettings(max_steps=bert_steps, eval_steps=bert_steps // 6),
+    return (BertPretrainingSettings(max_steps=bert_steps, eval_steps=bert_steps // 6, train_masked_lm_prob=0.4),
             FinetuneSettings(learning_rate=1e-3, dropout=0.0),
             GPT2PretrainingSettings(max_steps=gpt2_steps, batch_size=32, learning_rate=6e-3, warmup_ratio=0.2,
                                     dropout=0.0, eval_steps=gpt2_steps // 6))

@@ -26,6 +26,8 @@ Flash attention (csrc/attention/): q (B,H,Lq,D), k (B,H,Lk,D), v (B,H,Lk,Dv)
     a NaN score gives a NaN row.
     dropout_p in [0, 1): dropout on P with the mask hashed from (dropout_seed, position), regenerated in the
     backward (numpy_ref.attention_dropout_scale).
+    A decoding step (Lq <= 4, no dropout) runs csrc/attention/decode.cpp and reads k and v in place when each
+    head's rows are contiguous (a KV cache's prefix, a broadcast); other strided k/v are copied first.
 Cross-entropy (csrc/loss/cross_entropy.cpp): logits (N, C) float32, target (N,) int64 (classes in [0, C) or
 ignore_index), label_smoothing in [0, 1]
     cross_entropy_forward(logits, target, ignore_index=-100, label_smoothing=0.0) -> (loss (N,), lse (N,) float64)

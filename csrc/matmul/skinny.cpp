@@ -104,6 +104,13 @@ __attribute__((target("avx2,fma"))) static void nn_columns_avx2(Index M, Index W
     for (Index i = 0; i < M; ++i) std::copy(tile + i * W, tile + (i + 1) * W, C + i * ldc);
 }
 
+// The NW row pointers of a block of nw <= NW rows of W (row stride ldw); the rows past nw repeat the last row
+// (computed and dropped, so every load stays inside W).
+template <int NW>
+static inline void w_block_rows(const float* w, Index ldw, Index nw, const float* (&wr)[NW]) {
+    for (int q = 0; q < NW; ++q) wr[q] = w + std::min<Index>(q, nw - 1) * ldw;
+}
+
 // ---------------------------------------------------------------- AVX2 + FMA, nt
 // The 4 sums of x0..x3 (each over its 8 lanes), in one vector.
 __attribute__((target("avx2,fma"))) static inline __m128 hsum4(__m256 x0, __m256 x1, __m256 x2, __m256 x3) {
@@ -125,16 +132,13 @@ __attribute__((target("avx2,fma"))) static inline void nt_step(__m256 (&acc)[MR]
     }
 }
 
-// C[0:MR, 0:nw) = A[0:MR, :] · W[0:nw, :]ᵀ, nw <= NW: the rows past nw repeat the last row of W (computed and
-// dropped, so every load stays inside W).
+// C[0:MR, 0:nw) = A[0:MR, :] · W[0:nw, :]ᵀ, nw <= NW (w_block_rows).
 template <int MR, int NW>
 __attribute__((target("avx2,fma"))) static void nt_block(Index K, const float* a, Index lda, const float* w,
                                                          Index ldw, Index nw, float* c, Index ldc) {
     const float* wr[NW];
-    for (int q = 0; q < NW; ++q) wr[q] = w + std::min<Index>(q, nw - 1) * ldw;
-    __m256 acc[MR][NW];
-    for (int m = 0; m < MR; ++m)
-        for (int q = 0; q < NW; ++q) acc[m][q] = _mm256_setzero_ps();
+    w_block_rows(w, ldw, nw, wr);
+    __m256 acc[MR][NW] = {};
     Index p = 0;
     for (; p + 8 <= K; p += 8) nt_step<MR, NW, false>(acc, a, lda, wr, p, __m256i());
     if (p < K) nt_step<MR, NW, true>(acc, a, lda, wr, p, simd::lanes_below(K - p));
@@ -184,15 +188,13 @@ __attribute__((target("avx512f,avx2,fma"))) static inline float hsum512(__m512 x
     return simd::hsum256(_mm256_add_ps(_mm256_load_ps(lanes), _mm256_load_ps(lanes + 8)));
 }
 
-// C[0:MR, 0:nw) = A[0:MR, :] · W[0:nw, :]ᵀ, nw <= NW (rows past nw repeat W's last row, computed and dropped).
+// C[0:MR, 0:nw) = A[0:MR, :] · W[0:nw, :]ᵀ, nw <= NW (w_block_rows).
 template <int MR, int NW>
 __attribute__((target("avx512f,avx2,fma"))) static void nt_block512(Index K, const float* a, Index lda, const float* w,
                                                                     Index ldw, Index nw, float* c, Index ldc) {
     const float* wr[NW];
-    for (int q = 0; q < NW; ++q) wr[q] = w + std::min<Index>(q, nw - 1) * ldw;
-    __m512 acc[MR][NW];
-    for (int m = 0; m < MR; ++m)
-        for (int q = 0; q < NW; ++q) acc[m][q] = _mm512_setzero_ps();
+    w_block_rows(w, ldw, nw, wr);
+    __m512 acc[MR][NW] = {};
     Index p = 0;
     for (; p + 16 <= K; p += 16) nt_step512<MR, NW, false>(acc, a, lda, wr, p, 0);
     if (p < K) nt_step512<MR, NW, true>(acc, a, lda, wr, p, __mmask16((1u << (K - p)) - 1u));

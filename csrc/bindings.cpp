@@ -421,7 +421,7 @@ static py::tuple attention_fwd(py::handle q_obj, py::handle k_obj, py::handle v_
     const char* fn = "attention_forward";
     const AttnDropout drop = attention_dropout(dropout_p, dropout_seed, fn);
     auto q = f32(q_obj, fn, "q");
-    const bool decoding = !drop.on && q.ndim() == 4 && q.shape(2) <= kDecodeMaxQueries;
+    const bool decoding = q.ndim() == 4 && decode_fits(q.shape(2), drop);  // (attention_shape refuses other q)
     const HeadsArg k = heads_arg(k_obj, decoding, fn, "k"), v = heads_arg(v_obj, decoding, fn, "v");
     const AttnShape s = attention_shape(q, k.arr, v.arr, causal, scale, fn);
     py::array mask_arr;
@@ -429,7 +429,7 @@ static py::tuple attention_fwd(py::handle q_obj, py::handle k_obj, py::handle v_
     FloatArray out = new_output(Shape{s.B, s.H, s.Lq, s.Dv}), lse(Shape{s.B, s.H, s.Lq});
     {
         py::gil_scoped_release release;
-        if (decode_fits(s, drop))
+        if (decoding)
             decode_attention_forward(s, q.data(), k.rows, v.rows, m, out.mutable_data(), lse.mutable_data());
         else
             flash_attention_forward(s, q.data(), k.rows.p, v.rows.p, m, drop, out.mutable_data(), lse.mutable_data());

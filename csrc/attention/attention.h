@@ -117,7 +117,7 @@ struct HeadRows {
 // Decoding (csrc/attention/decode.cpp): at most kDecodeMaxQueries queries per head (a KV-cache step) and no
 // dropout: scores, softmax and P·V row by row, K and V read in place (HeadRows), nothing packed.
 inline constexpr Index kDecodeMaxQueries = 4;
-inline bool decode_fits(const AttnShape& s, const AttnDropout& drop) { return !drop.on && s.Lq <= kDecodeMaxQueries; }
+inline bool decode_fits(Index queries, const AttnDropout& drop) { return !drop.on && queries <= kDecodeMaxQueries; }
 void decode_attention_forward(const AttnShape& s, const float* q, HeadRows k, HeadRows v, const AttnMask& mask,
                               float* out, float* lse);
 void flash_attention_backward(const AttnShape& s, const float* dout, const float* q, const float* k, const float* v,

@@ -209,8 +209,8 @@ assert checkpointed[1] < plain[1]
 # `minitx.profiler.profile()` records every op that runs inside it, forward and backward separately: how
 # often, how long, the bytes of what it returned, the bytes it saved for the backward, and which backend
 # (NumPy or C++ at which instruction set) ran it. Profile one training step of a wider BERT (two layers, so
-# it stays quick). Read the table top down: the matrix products (`MatMul`: every Linear and the attention
-# projections, forward and backward) lead; the cross-entropy over the vocabulary is cheap because the MLM
+# it stays quick). Read the table top down: the matrix products (`Linear`: every projection; `MatMul`: the
+# products written with `@`; forward and backward) lead; the cross-entropy over the vocabulary is cheap because the MLM
 # head only scores the ~15% masked positions (`gather_masked` in minitx/models/bert.py,
 # google-research/bert's `gather_indexes`); attention runs fused (one `FusedAttention` op, dropout inside)
 # and saves only q, k, v, its output and one log-sum-exp per query: no L×L matrix.
@@ -229,5 +229,5 @@ with minitx.profiler.profile() as prof:
 print(prof.table(limit=12))
 rows = prof.rows()
 assert {r["phase"] for r in rows} == {"forward", "backward"}
-matmul_share = sum(r["seconds"] for r in rows if r["op"] == "MatMul")
+matmul_share = sum(r["seconds"] for r in rows if r["op"] in ("Linear", "MatMul"))
 print(f"matrix products: {100 * matmul_share / prof.total_seconds():.0f}% of the op time")

@@ -29,8 +29,9 @@ class Task:
 
 
 TASKS = (
-    Task("hw1_autograd", "backward of the elementwise, reduction and matmul ops (chain rule, unbroadcast)",
-         ("minitx/ops/elementwise.py", "minitx/ops/reduce.py", "minitx/ops/matmul.py", "minitx/ops/broadcast.py")),
+    Task("hw1_autograd", "backward of the elementwise, reduction, matmul and linear ops (chain rule, unbroadcast)",
+         ("minitx/ops/elementwise.py", "minitx/ops/reduce.py", "minitx/ops/matmul.py", "minitx/ops/linear.py",
+          "minitx/ops/broadcast.py")),
     Task("hw2_softmax_layernorm", "softmax and layer norm: stable forward and backward (the NumPy reference kernels)",
          ("minitx/backends/numpy_ref.py",)),
     Task("hw3_attention", "scaled dot-product attention from the formula, with padding/causal/additive masks",

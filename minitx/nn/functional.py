@@ -5,7 +5,7 @@ Each is a thin wrapper that builds the Function from ``minitx/ops``; read those 
 import numpy as np
 
 from minitx import distributed
-from minitx.ops import nn_ops
+from minitx.ops import linear as linear_ops, nn_ops
 from minitx.ops.attention import scaled_dot_product_attention  # noqa: F401 - part of the F namespace
 from minitx.tensor import Tensor, data_of
 
@@ -37,10 +37,12 @@ def log_softmax(x: Tensor, dim: int = -1) -> Tensor:
 
 def linear(x: Tensor, weight: Tensor, bias: Tensor = None) -> Tensor:
     """y = x Wᵀ + b with W: (out_features, in_features), as in torch.nn.functional.linear."""
-    if x.shape[-1] != weight.shape[-1]:
-        raise ValueError(f"linear: input has shape {x.shape} but weight has shape {weight.shape} (in_features differ)")
-    y = x @ weight.transpose(0, 1)
-    return y + bias if bias is not None else y
+    if weight.ndim != 2 or x.ndim == 0 or x.shape[-1] != weight.shape[-1]:
+        raise ValueError(f"linear: input has shape {x.shape} but weight has shape {weight.shape} "
+                         "(weight must be (out_features, in_features) with in_features = the input's last axis)")
+    if bias is not None and bias.shape != weight.shape[:1]:
+        raise ValueError(f"linear: bias has shape {bias.shape}, expected ({weight.shape[0]},) for weight {weight.shape}")
+    return linear_ops.Linear.apply(x, weight, bias)
 
 
 def layer_norm(x: Tensor, normalized_shape, weight: Tensor = None, bias: Tensor = None, eps: float = 1e-5) -> Tensor:

@@ -71,15 +71,20 @@ def read_bandwidth(torch, mb=200, repeats=5):
     return {name: x.nbytes / min(t) / 1e9 for name, t in times.items()}
 
 
-def measure_skinny(m, k, n, rounds):
+def measure_skinny(m, k, n, rounds, torch=None):
     """µs (best and median) of minitx vs np.matmul on one decoder-step product, both forms:
     nn: B stored (K, N); nt: the weight stored (N, K), as Linear's (x @ Wᵀ), against np.matmul(a, W.T) on the
-    same storage and np.matmul with a (K, N) copy."""
+    same storage and np.matmul with a (K, N) copy. With torch, also ``torch.sum`` of the same weights ("read"),
+    timed in the same blocks: the bandwidth the weights can be read at, measured side by side with the products
+    (a shared host's bandwidth moves by half between runs minutes apart)."""
     rng = np.random.default_rng(0)
     a, b = rng.standard_normal((m, k), np.float32), rng.standard_normal((k, n), np.float32)
     w = np.ascontiguousarray(b.T)
     fns = {"nn minitx": lambda: kernels.matmul(a, b), "nn numpy": lambda: np.matmul(a, b),
            "nt minitx": lambda: kernels.matmul_nt(a, w), "nt numpy": lambda: np.matmul(a, w.T)}
+    if torch is not None:
+        tw = torch.from_numpy(w)
+        fns["read"] = lambda: tw.sum()
     block = int(min(50, max(3, 2e-3 / (k * n * 4 / 20e9))))  # ~2 ms of back-to-back calls per block
     times = block_times(fns, rounds=rounds, block=block, settle=0.5)
     return {name: {"best_us": min(t) * 1e6, "median_us": statistics.median(t) * 1e6} for name, t in times.items()}
@@ -91,7 +96,7 @@ def skinny(quick, threads):
     with threadpool_limits(threads):
         core = openblas_core()
         bandwidth = read_bandwidth(torch)
-        results = {f"{m}x{k}x{n}": measure_skinny(m, k, n, rounds) for m, k, n in SKINNY_SHAPES}
+        results = {f"{m}x{k}x{n}": measure_skinny(m, k, n, rounds, torch) for m, k, n in SKINNY_SHAPES}
     peak = max(bandwidth.values())
     print(f"\nOpenBLAS: {core}; read bandwidth (200 MB): "
           + ", ".join(f"{name} {gbs:.1f} GB/s" for name, gbs in bandwidth.items()))
@@ -100,11 +105,14 @@ def skinny(quick, threads):
         for form in ("nn", "nt"):
             mine, blas = r[f"{form} minitx"], r[f"{form} numpy"]
             gbs = k * n * 4 / mine["best_us"] / 1e3
+            read = k * n * 4 / r["read"]["best_us"] / 1e3 if "read" in r else float("nan")
             rows.append([shape, form, mine["best_us"], mine["median_us"], blas["best_us"], blas["median_us"],
-                         blas["best_us"] / mine["best_us"], gbs, gbs / peak])
+                         blas["best_us"] / mine["best_us"], gbs, gbs / peak, gbs / read])
     print_table(f"Skinny products M×K×N, µs (best / median of {rounds} blocks), {threads} threads; GB/s of weights "
-                f"read by minitx (best); nt numpy = np.matmul(a, W.T) on the same (N, K) storage",
-                ["shape", "form", "minitx", "med", "numpy", "med", "numpy/minitx", "GB/s", "/bandwidth"], rows)
+                f"read by minitx (best); /bandwidth: of the 200 MB reading above; /read: of torch.sum over the same "
+                f"weights in the same blocks; nt numpy = np.matmul(a, W.T) on the same (N, K) storage",
+                ["shape", "form", "minitx", "med", "numpy", "med", "numpy/minitx", "GB/s", "/bandwidth", "/read"],
+                rows)
     return {"openblas": core, "read_bandwidth_gbs": bandwidth, "us": results}
 
 

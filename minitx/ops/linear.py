@@ -12,6 +12,8 @@ three formulas) written as one node: a Transformer runs a Linear for every proje
 three is a third of the graph bookkeeping per layer (it shows in token-by-token generation), and the bias is
 added into the product's output instead of a fresh array.
 """
+import math
+
 import numpy as np
 
 from minitx.autograd import Function
@@ -51,7 +53,7 @@ class Linear(Function):
 
 def _row_count(shape: tuple) -> int:
     """M: the product of the leading axes (1 for a vector; reshape(-1, K) cannot say it when K is 0)."""
-    return int(np.prod(shape[:-1], dtype=np.int64))
+    return math.prod(shape[:-1])
 
 
 def _add_bias(y: np.ndarray, bias: np.ndarray) -> np.ndarray:

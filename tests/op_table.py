@@ -345,6 +345,12 @@ def linear_samples(dtype, rng):
     yield SampleInput("no_bias", (make.randn(3, 4), make.randn(5, 4)))
     yield SampleInput("1d_input", (make.randn(4), make.randn(5, 4), make.randn(5)))
     yield SampleInput("0x4", (make.randn(0, 4), make.randn(5, 4), make.randn(5)))
+    yield SampleInput("in_features_0", (make.randn(3, 0), make.randn(5, 0), make.randn(5)))
+    yield SampleInput("out_features_0", (make.randn(2, 3, 4), make.randn(0, 4), make.randn(0)))
+    if make.is_float:
+        x = make.randn(3, 4)
+        x[0, 1], x[2, 3] = NAN, INF
+        yield edge("nan_inf", x, make.randn(5, 4), make.randn(5))
 
 
 # ---------------------------------------------------------------------------------------------- indexing, joins

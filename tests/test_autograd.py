@@ -216,6 +216,8 @@ def test_constant_inputs_get_no_grad():
     (lambda: mx.where(np.ones((2, 3), bool), mx.ones(2, 3), mx.ones(4)), r"where: .*\(4,\)"),
     (lambda: mx.ones(2, 3).masked_fill(np.ones(4, bool), 0.0), r"masked_fill: .*\(4,\).*\(2, 3\)"),
     (lambda: F.linear(mx.ones(2, 3), mx.ones(4, 5)), r"linear: .*\(2, 3\).*\(4, 5\)"),
+    (lambda: F.linear(mx.ones(2, 3), mx.ones(3)), r"linear: .*\(2, 3\).*\(3,\)"),
+    (lambda: F.linear(mx.ones(2, 3), mx.ones(4, 3), mx.ones(3)), r"linear: bias .*\(3,\).*\(4,\).*\(4, 3\)"),
     (lambda: F.layer_norm(mx.ones(2, 3), 3, mx.ones(4), mx.ones(3)), r"layer_norm: .*\(4,\).*\(2, 3\)"),
     (lambda: F.mse_loss(mx.ones(2, 3), mx.ones(3, 2)), r"mse_loss: .*\(2, 3\).*\(3, 2\)"),
     (lambda: F.cross_entropy(mx.ones(2, 3), np.zeros(3, np.int64)), r"cross_entropy: .*\(2, 3\).*\(3,\)"),

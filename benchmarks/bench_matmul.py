@@ -13,6 +13,7 @@ a fair comparison; the core type OpenBLAS runs is printed and saved.)
 import argparse
 import json
 import statistics
+import time
 
 import numpy as np
 from threadpoolctl import threadpool_info, threadpool_limits
@@ -48,6 +49,7 @@ def measure(m, k, n, fns, rounds):
 
 # (M, K, N) of GPT-2 small's decoder steps: qkv and MLP projections (K = 384 for a 384-wide model), the
 # tied LM head (N = 50257), and 8 or 16 sequences (batch × beams) at once.
+UNCACHED_BYTES = 64 * 2**20  # weights larger than any cache here: their reading is bound by the memory bandwidth
 SKINNY_SHAPES = [(1, 384, 1152), (1, 384, 8000), (1, 768, 3072), (1, 768, 50257), (8, 768, 3072), (16, 768, 3072),
                  (32, 768, 3072), (32, 768, 50257)]
 
@@ -87,7 +89,22 @@ def measure_skinny(m, k, n, rounds, torch=None):
         fns["read"] = lambda: tw.sum()
     block = int(min(50, max(3, 2e-3 / (k * n * 4 / 20e9))))  # ~2 ms of back-to-back calls per block
     times = block_times(fns, rounds=rounds, block=block, settle=0.5)
-    return {name: {"best_us": min(t) * 1e6, "median_us": statistics.median(t) * 1e6} for name, t in times.items()}
+    result = {name: {"best_us": min(t) * 1e6, "median_us": statistics.median(t) * 1e6} for name, t in times.items()}
+    if "read" in fns and w.nbytes > UNCACHED_BYTES:
+        result["paired_read_share"] = {name: paired_share(fns[name], fns["read"])
+                                       for name in ("nt minitx", "nn minitx", "nt numpy")}
+    return result
+
+
+def paired_share(fn, reader, pairs=40):
+    """Median over `pairs` back-to-back pairs (one call of fn, then one of reader) of reader's time / fn's: fn's
+    speed as a share of the reader's over the same bytes, each pair close enough in time to see the same
+    bandwidth."""
+    def seconds(f):
+        start = time.perf_counter()
+        f()
+        return time.perf_counter() - start
+    return statistics.median(seconds(reader) / seconds(fn) for _ in range(pairs))
 
 
 def skinny(quick, threads):
@@ -105,12 +122,16 @@ def skinny(quick, threads):
         for form in ("nn", "nt"):
             mine, blas = r[f"{form} minitx"], r[f"{form} numpy"]
             gbs = k * n * 4 / mine["best_us"] / 1e3
-            read = k * n * 4 / r["read"]["best_us"] / 1e3 if "read" in r else float("nan")
+            read = r["read"]["median_us"] / mine["median_us"] if "read" in r else float("nan")
             rows.append([shape, form, mine["best_us"], mine["median_us"], blas["best_us"], blas["median_us"],
-                         blas["best_us"] / mine["best_us"], gbs, gbs / peak, gbs / read])
+                         blas["best_us"] / mine["best_us"], gbs, gbs / peak, read])
+    for shape, r in results.items():
+        if "paired_read_share" in r:
+            print(f"{shape}: speed as a share of torch.sum's over the same weights, median of 40 back-to-back pairs: "
+                  + ", ".join(f"{name} {share:.2f}" for name, share in r["paired_read_share"].items()))
     print_table(f"Skinny products M×K×N, µs (best / median of {rounds} blocks), {threads} threads; GB/s of weights "
-                f"read by minitx (best); /bandwidth: of the 200 MB reading above; /read: of torch.sum over the same "
-                f"weights in the same blocks; nt numpy = np.matmul(a, W.T) on the same (N, K) storage",
+                f"read by minitx (best); /bandwidth: of the 200 MB reading above; /read: speed as a share of torch.sum's over "
+                f"the same weights in the same rounds (medians: the host's bandwidth comes in bursts); nt numpy = np.matmul(a, W.T) on the same (N, K) storage",
                 ["shape", "form", "minitx", "med", "numpy", "med", "numpy/minitx", "GB/s", "/bandwidth", "/read"],
                 rows)
     return {"openblas": core, "read_bandwidth_gbs": bandwidth, "us": results}

@@ -10,8 +10,9 @@
 # In this tutorial we
 # 1. build a small graph (a one-layer network and its loss),
 # 2. step backward through it **by hand** with NumPy and check the result against `.backward()`,
-# 3. draw the graph with `minitx.viz.plot_graph`,
-# 4. write our own op as a `Function` and verify its backward with `minitx.testing.gradcheck`.
+# 3. write the order of that walk ourselves (a topological sort) and run the chain rule in it,
+# 4. draw the graph with `minitx.viz.plot_graph`,
+# 5. write our own op as a `Function` and verify its backward with `minitx.testing.gradcheck`.
 #
 # Run it as a script (`python tutorials/01_tensors_and_autograd.py`) or open it as a notebook.
 # `MINITX_TUTORIAL_QUICK=1` picks small settings; figures go to `MINITX_TUTORIAL_OUT` (default `tutorials/figures/`).
@@ -97,7 +98,86 @@ except RuntimeError as error:
     print("second backward:", str(error)[:90], "...")
 
 # %% [markdown]
-# ## 3. Draw the graph
+# ## 3. Your turn: the order of the walk
+#
+# `backward()` may apply a node's chain rule only once the gradient of its output is complete, i.e. after every
+# node that used that output. So it visits the tensors in *reverse topological order*: a topological order lists
+# each tensor after all the tensors it was computed from (its parents, `t._node.parents`; a leaf has
+# `t._node is None`). Write `topological_order(root)` before reading the cell below: a depth-first search that
+# appends a tensor after visiting its parents (post-order), skipping tensors already seen (a tensor used twice,
+# like `y` in `y * y`, must appear once) and parents that need no gradient.
+
+# %%
+def topological_order(root):
+    """Every tensor of root's graph that requires grad, each after the tensors it was computed from."""
+    order, seen = [], set()
+
+    def visit(t):
+        if id(t) in seen:
+            return
+        seen.add(id(t))
+        if t._node is not None:
+            for parent in t._node.parents:
+                if parent is not None and parent.requires_grad:
+                    visit(parent)
+        order.append(t)  # post-order: after all its parents
+
+    visit(root)
+    return order
+
+
+loss = ((x @ W + b).tanh() ** 2).mean()       # a fresh graph (the one above was freed by its backward)
+order = topological_order(loss)
+position = {id(t): i for i, t in enumerate(order)}
+assert order[-1] is loss and len(position) == len(order)
+for t in order:                                 # every parent comes before its child
+    for parent in (t._node.parents if t._node is not None else ()):
+        assert parent is None or not parent.requires_grad or position[id(parent)] < position[id(t)]
+print("topological order:", [t._node.fn.__name__ if t._node else "leaf" for t in order])
+
+# %% [markdown]
+# Now the whole of `backward()` in a few lines: walk the order in reverse, hand each node the gradient of its
+# output, and add what its `backward` returns into its parents' gradients (a tensor used twice receives two
+# contributions). The leaves end with the same gradients as `loss.backward()`.
+
+# %%
+grads = {id(loss): np.ones_like(loss.numpy())}  # dL/dL = 1
+for t in reversed(order):
+    g = grads[id(t)]
+    if t._node is None:
+        continue                                # a leaf: its gradient is complete
+    parent_grads = t._node.fn.backward(t._node.ctx, g)
+    parent_grads = parent_grads if isinstance(parent_grads, tuple) else (parent_grads,)
+    for parent, pg in zip(t._node.parents, parent_grads):
+        if parent is not None and parent.requires_grad and pg is not None:
+            grads[id(parent)] = grads.get(id(parent), 0) + pg
+
+loss.backward()
+assert np.allclose(grads[id(W)], W.grad.numpy(), atol=1e-6) and np.allclose(grads[id(b)], b.grad.numpy(), atol=1e-6)
+W.zero_grad()
+b.zero_grad()
+print("our walk gives autograd's dL/dW and dL/db")
+
+# %% [markdown]
+# The recursive `visit` is the short way to write it, but each op of the graph costs a Python stack frame: a
+# graph a few thousand ops deep (an unrolled RNN, a long loop of updates) exceeds Python's recursion limit.
+# minitx's own `_topological_order` (minitx/autograd.py) keeps an explicit stack instead, so depth is no limit.
+
+# %%
+deep = W.sum()
+for _ in range(3000):
+    deep = deep * 1.0                          # a chain 3000 ops deep
+try:
+    topological_order(deep)
+    raise AssertionError("the recursive sort should run out of stack")
+except RecursionError:
+    print("recursive topological_order: RecursionError on a 3000-op chain")
+deep.backward()                                 # the explicit stack has no such limit
+assert np.allclose(W.grad.numpy(), 1.0)
+W.zero_grad()
+
+# %% [markdown]
+# ## 4. Draw the graph
 #
 # `minitx.viz.plot_graph` walks the same `_node` links that `backward()` walks and draws them left to right:
 # leaves that get a gradient in green, constants in grey, ops in blue. `to_dot` gives Graphviz text.
@@ -111,7 +191,7 @@ print(dot.splitlines()[0], "...", len(dot.splitlines()), "lines of DOT")
 assert "MatMul" in dot and "Tanh" in dot
 
 # %% [markdown]
-# ## 4. Your own op: softplus as a `Function`
+# ## 5. Your own op: softplus as a `Function`
 #
 # softplus(x) = log(1 + eˣ), a smooth ReLU. Its derivative is the logistic sigmoid σ(x) = 1 / (1 + e⁻ˣ).
 # The stable forward is `max(x, 0) + log1p(exp(-|x|))` (no overflow for large |x|). The forward saves what

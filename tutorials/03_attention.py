@@ -134,6 +134,47 @@ assert gradcheck(lambda a, b_, c: F.scaled_dot_product_attention(a, b_, c, is_ca
 print("gradcheck passed for causal attention")
 
 # %% [markdown]
+# ### The backward by hand
+#
+# Derive it once, then check it against autograd. With S = Q Kᵀ/√d + bias, P = softmax(S) row by row and
+# O = P V, and dO = dL/dO given:
+#
+# * O = P V is a matmul: dV = Pᵀ dO and dP = dO Vᵀ.
+# * Each row p = softmax(s) has the Jacobian diag(p) − p pᵀ, so dS = P ∘ (dP − rowsum(dP ∘ P)): every
+#   probability's gradient minus the row's probability-weighted mean of them. A blocked key has p = 0, so its
+#   dS is 0: no gradient flows to a key a query could not see.
+# * S = Q Kᵀ/√d: dQ = dS K / √d and dK = dSᵀ Q / √d (the bias is a constant).
+#
+# Write `attention_backward` yourself before reading the cell below; the asserts check it against autograd on
+# both backends (the NumPy backend's unfused Tensor maths; the C++ flash kernel's own backward, which
+# recomputes P tile by tile instead of storing it).
+
+# %%
+def attention_backward(q, k, v, p, d_out):
+    """(dQ, dK, dV) of O = softmax(Q Kᵀ/√d + bias) V, given P (the softmax, blocked entries 0) and dO."""
+    scale = 1 / math.sqrt(q.shape[-1])
+    dv = np.swapaxes(p, -1, -2) @ d_out                     # (..., Lk, dv)
+    dp = d_out @ np.swapaxes(v, -1, -2)                     # (..., Lq, Lk)
+    ds = p * (dp - (dp * p).sum(axis=-1, keepdims=True))    # softmax backward, row by row
+    dq = ds @ k * scale                                     # (..., Lq, d)
+    dk = np.swapaxes(ds, -1, -2) @ q * scale                # (..., Lk, d)
+    return dq, dk, dv
+
+
+q64, k64, v64 = (a.astype(np.float64) for a in (q, k, v))
+out64, p64 = attention(q64, k64, v64, pad_mask & causal)
+d_out = rng.standard_normal(out64.shape)
+by_hand = attention_backward(q64, k64, v64, p64, d_out)
+for name in backends:
+    with mx.backend(name):
+        leaves = [mx.tensor(a, requires_grad=True) for a in (q, k, v)]  # float32: the fused kernel on cpp
+        o = F.scaled_dot_product_attention(*leaves, attn_mask=pad_mask, is_causal=True)
+        (o * mx.tensor(d_out.astype(np.float32))).sum().backward()     # dL/dO = d_out
+    for label, hand, leaf in zip(("dQ", "dK", "dV"), by_hand, leaves):
+        assert np.allclose(leaf.grad.numpy(), hand, atol=1e-4), (name, label)
+    print(f"{name:>5} backend: autograd's dQ, dK, dV match the hand-derived backward")
+
+# %% [markdown]
 # ## 5. Multi-head attention
 #
 # h heads each attend in a d/h-dimensional subspace: project X with W_Q, W_K, W_V (E → E), split the last axis

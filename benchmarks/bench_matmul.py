@@ -130,8 +130,9 @@ def skinny(quick, threads):
             print(f"{shape}: speed as a share of torch.sum's over the same weights, median of 40 back-to-back pairs: "
                   + ", ".join(f"{name} {share:.2f}" for name, share in r["paired_read_share"].items()))
     print_table(f"Skinny products M×K×N, µs (best / median of {rounds} blocks), {threads} threads; GB/s of weights "
-                f"read by minitx (best); /bandwidth: of the 200 MB reading above; /read: speed as a share of torch.sum's over "
-                f"the same weights in the same rounds (medians: the host's bandwidth comes in bursts); nt numpy = np.matmul(a, W.T) on the same (N, K) storage",
+                f"read by minitx (best); /bandwidth: of the 200 MB reading above; /read: speed as a share of "
+                f"torch.sum's over the same weights in the same rounds (medians: the host's bandwidth comes in "
+                f"bursts); nt numpy = np.matmul(a, W.T) on the same (N, K) storage",
                 ["shape", "form", "minitx", "med", "numpy", "med", "numpy/minitx", "GB/s", "/bandwidth", "/read"],
                 rows)
     return {"openblas": core, "read_bandwidth_gbs": bandwidth, "us": results}

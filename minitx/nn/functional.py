@@ -41,7 +41,8 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor = None) -> Tensor:
         raise ValueError(f"linear: input has shape {x.shape} but weight has shape {weight.shape} "
                          "(weight must be (out_features, in_features) with in_features = the input's last axis)")
     if bias is not None and bias.shape != weight.shape[:1]:
-        raise ValueError(f"linear: bias has shape {bias.shape}, expected ({weight.shape[0]},) for weight {weight.shape}")
+        raise ValueError(f"linear: bias has shape {bias.shape}, expected ({weight.shape[0]},) "
+                         f"for weight {weight.shape}")
     return linear_ops.Linear.apply(x, weight, bias)
 
 

@@ -68,9 +68,9 @@ def demo_settings(minutes: float = DEFAULT_MINUTES):
       initializer range 0.05 0.178; one layer of 128H/FFN 256 0.180; position embeddings initialised as sinusoids
       (x0.03) 0.178, (x0.3) 0.136. A count-based predictor from the two neighbouring tokens gets 0.33 on the same
       held-out text: the data allows more than such a small, briefly trained BERT learns. What helped GPT-2
-      (lr 4e-3, 20% warm-up, dropout 0) gave 0.189 (NSP 0.665) in one run and 0.180 (NSP 0.604, weights of step 500) in
-      the demo, but the fine-tuned classifier on top fell from 0.770 to
-      0.703, so the demo keeps lr 2e-3 / 6% / 0.1 (lr 6e-3 0.180; 20% warm-up alone 0.169; 900 steps 0.176).
+      (lr 4e-3, 20% warm-up, dropout 0) gave 0.189 (NSP 0.665) in one run and 0.180 (NSP 0.604, weights of
+      step 500) in the demo, but the fine-tuned classifier on top fell from 0.770 to 0.703, so the demo keeps
+      lr 2e-3 / 6% / 0.1 (lr 6e-3 0.180; 20% warm-up alone 0.169; 900 steps 0.176).
     Fine-tuning (real vs word-shuffled sentences, 3 epochs): with dropout 0.1 the training loss stayed at
       0.69 for every learning rate tried (1e-4, 5e-4, 2e-3): accuracy 0.52-0.53 vs 0.50 by chance; with
       dropout 0 and lr 1e-3 it falls to 0.41 and the accuracy is 0.69.

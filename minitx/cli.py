@@ -299,7 +299,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="tiny settings: a smoke test in seconds")
     p.add_argument("--minutes", type=_number(float, 0, low_open=True), default=5.0,
                    help="training budget on two cores; the step counts scale with it (default 5; "
-                        "the README gives the minutes that reach the course targets)")
+                        "the README gives what 5 and 20 minutes reach)")
     p.add_argument("--seed", type=_number(int, 0), default=0, help="random seed (default 0)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     p.set_defaults(func=demo_command)

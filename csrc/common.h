@@ -33,18 +33,22 @@ void set_num_threads(int n);
 // only go parallel when the work is large. A call made inside a parallel region, or while another
 // thread's region runs, runs on its calling thread alone.
 void parallel_for(Index n_tasks, const std::function<void(Index)>& fn, int max_threads = 0);
-// The same, with fn(task, worker) told which worker runs it, worker in [0, parallel_workers(...)) (0 = the
-// caller): for per-thread accumulators that are summed afterwards instead of atomics.
-int parallel_workers(Index n_tasks, int max_threads = 0);
-void parallel_for_worker(Index n_tasks, const std::function<void(Index, int)>& fn, int max_threads = 0);
+// For sums across tasks (partial sums added afterwards instead of atomics), with the same bits on every run:
+// the tasks [0, n_tasks) are dealt to parallel_slots(...) slots like cards (slot s takes tasks s, s + S, s + 2S, ...,
+// so neighbouring tasks of unequal cost, such as a causal mask's key blocks, are spread over the slots), and
+// fn(slot, task) runs for each task of a slot in that order, the slots in parallel. A slot's partial sum covers
+// the same tasks whichever thread runs it; adding the slots' sums in slot order is then deterministic (per-thread
+// sums are not: which thread takes which task depends on timing, and float addition is not associative).
+int parallel_slots(Index n_tasks, int max_threads = 0);
+void parallel_for_slots(Index n_tasks, const std::function<void(int, Index)>& fn, int max_threads = 0);
 
 // parallel_for over the rows of a (rows × n) array, for row-wise kernels (csrc/fused/): rows are split over
-// threads only when there is enough work (rows·n elements); body(r0, r1) gets a range of rows. The _worker
-// form also passes the worker index in [0, for_rows_workers(rows, n)), for per-thread accumulators (layer
-// norm's dw, db).
+// threads only when there is enough work (rows·n elements); body(r0, r1) gets a range of rows. The _slots form
+// deals the ranges to for_row_slots(rows, n) slots (parallel_for_slots), body(slot, r0, r1), for sums over rows
+// with the same bits on every run (layer norm's dw, db).
 void for_rows(Index rows, Index n, const std::function<void(Index, Index)>& body);
-int for_rows_workers(Index rows, Index n);
-void for_rows_worker(Index rows, Index n, const std::function<void(Index, Index, int)>& body);
+int for_row_slots(Index rows, Index n);
+void for_rows_slots(Index rows, Index n, const std::function<void(int, Index, Index)>& body);
 
 // Temporary floats for one kernel call (uninitialised). A request up to kRetainedScratchFloats reuses a
 // block the calling thread keeps from call to call (grown, never shrunk), so repeated calls do not

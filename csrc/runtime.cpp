@@ -266,14 +266,20 @@ Scratch::~Scratch() {
     if (retained_) t_retained_in_use = false;
 }
 
-void parallel_for_worker(Index n_tasks, const std::function<void(Index, int)>& fn, int max_threads) {
+void parallel_for(Index n_tasks, const std::function<void(Index)>& fn, int max_threads) {
     const int t = parallel_workers(n_tasks, max_threads);
-    if (t <= 1 || t_in_region) return Pool::run_inline(n_tasks, fn);
-    pool().run(n_tasks, t, fn);
+    const std::function<void(Index, int)> task = [&](Index i, int) { fn(i); };
+    if (t <= 1 || t_in_region) return Pool::run_inline(n_tasks, task);
+    pool().run(n_tasks, t, task);
 }
 
-void parallel_for(Index n_tasks, const std::function<void(Index)>& fn, int max_threads) {
-    parallel_for_worker(n_tasks, [&](Index i, int) { fn(i); }, max_threads);
+int parallel_slots(Index n_tasks, int max_threads) { return parallel_workers(n_tasks, max_threads); }
+
+void parallel_for_slots(Index n_tasks, const std::function<void(int, Index)>& fn, int max_threads) {
+    const Index slots = parallel_slots(n_tasks, max_threads);
+    parallel_for(slots, [&](Index slot) {
+        for (Index task = slot; task < n_tasks; task += slots) fn(int(slot), task);
+    }, max_threads);
 }
 
 
@@ -288,20 +294,22 @@ static Index rows_per_task(Index n) { return std::max<Index>(1, kMinElementsPerT
 
 static int max_threads_for(Index rows, Index n) { return rows * n < kMinParallel ? 1 : 0; }
 
-int for_rows_workers(Index rows, Index n) {
-    return parallel_workers((rows + rows_per_task(n) - 1) / rows_per_task(n), max_threads_for(rows, n));
-}
+static Index row_tasks(Index rows, Index n) { return (rows + rows_per_task(n) - 1) / rows_per_task(n); }
 
-void for_rows_worker(Index rows, Index n, const std::function<void(Index, Index, int)>& body) {
-    const Index per_task = rows_per_task(n), tasks = (rows + per_task - 1) / per_task;
-    parallel_for_worker(tasks, [&](Index t, int worker) {
-        const Index r0 = t * per_task;
-        body(r0, std::min(rows, r0 + per_task), worker);
+void for_rows(Index rows, Index n, const std::function<void(Index, Index)>& body) {
+    const Index per_task = rows_per_task(n);
+    parallel_for(row_tasks(rows, n), [&](Index t) {
+        body(t * per_task, std::min(rows, (t + 1) * per_task));
     }, max_threads_for(rows, n));
 }
 
-void for_rows(Index rows, Index n, const std::function<void(Index, Index)>& body) {
-    for_rows_worker(rows, n, [&](Index r0, Index r1, int) { body(r0, r1); });
+int for_row_slots(Index rows, Index n) { return parallel_slots(row_tasks(rows, n), max_threads_for(rows, n)); }
+
+void for_rows_slots(Index rows, Index n, const std::function<void(int, Index, Index)>& body) {
+    const Index per_task = rows_per_task(n);
+    parallel_for_slots(row_tasks(rows, n), [&](int slot, Index t) {
+        body(slot, t * per_task, std::min(rows, (t + 1) * per_task));
+    }, max_threads_for(rows, n));
 }
 
 }  // namespace minitx

@@ -98,11 +98,16 @@ void flash_attention_backward(const AttnShape& s, const float* dout, const float
     const Index q_blocks = (s.Lq + kBlockQ - 1) / kBlockQ, n_tasks = heads * k_blocks;
     const double work = double(s.B) * s.H * s.Lq * s.Lk * (s.D + s.Dv);
     const int max_threads = work < 4e6 ? 1 : 0;
-    // Scratch (kept by the thread between calls): the packed queries, then one dQ copy per extra worker.
-    const int workers = parallel_workers(n_tasks, max_threads);
+    // dQ rows are hit by every key block of their head, so the key blocks of one head are summed in a fixed order
+    // (the same bits on every run): with enough heads, one task per head takes its key blocks in order and writes
+    // dQ in place; with fewer heads than 2 per thread, the (head, key block) tasks are dealt to fixed slots
+    // (parallel_for_slots), slot 0 adding into dq and slot s > 0 into its own copy, added in slot order last.
+    const bool task_per_head = heads >= 2 * parallel_slots(heads, max_threads);  // slots = threads used
+    const int slots = task_per_head ? 1 : parallel_slots(n_tasks, max_threads);
+    // Scratch (kept by the thread between calls): the packed queries, then one dQ copy per slot after the first.
     const Index dq_size = rows * s.D;
     PackedQueries packed(s);
-    Scratch scratch(packed.floats(heads * q_blocks) + (workers - 1) * dq_size);
+    Scratch scratch(packed.floats(heads * q_blocks) + (slots - 1) * dq_size);
     float* const dq_extra = packed.place(scratch.data(), heads * q_blocks);
     // Per query block, once (in parallel): Δ_i = dO_i · O_i and the four packed views every key block reads.
     std::vector<float> delta(rows);
@@ -116,26 +121,30 @@ void flash_attention_backward(const AttnShape& s, const float* dout, const float
         pack_b_panels(nq, s.Dv, db, s.Dv, 1, 1.f, packed.dout + blk * packed.dout_stride);
         pack_b_panels(nq, s.D, qb, s.D, 1, 1.f, packed.q + blk * packed.q_stride);
     }, max_threads);
-    // dQ rows are hit by every key block: worker 0 adds into dq, worker w > 0 into its own copy; each
-    // zeroes its buffer at its first task (in parallel), and the copies are summed last.
-    std::vector<float*> dq_of(workers, nullptr);  // set by worker w itself: no two threads write one element
-    parallel_for_worker(n_tasks, [&](Index task, int w) {
-        if (!dq_of[w]) {
-            dq_of[w] = w == 0 ? dq : dq_extra + (w - 1) * dq_size;
-            std::fill(dq_of[w], dq_of[w] + dq_size, 0.f);
-        }
+    const auto key_block = [&](Index task, float* dq_into) {  // task = (head, key block); dQ added into dq_into
         const Index bh = task / k_blocks, j0 = (task % k_blocks) * kBlockK;
         const BwdHead t{k + bh * s.Lk * s.D, v + bh * s.Lk * s.Dv, lse + bh * s.Lq, delta.data() + bh * s.Lq, &packed,
-                        bh * q_blocks, dq_of[w] + bh * s.Lq * s.D, dk + bh * s.Lk * s.D, dv + bh * s.Lk * s.Dv};
+                        bh * q_blocks, dq_into + bh * s.Lq * s.D, dk + bh * s.Lk * s.D, dv + bh * s.Lk * s.Dv};
         backward_key_block(s, t, mask, drop, bh / s.H, bh % s.H, j0, std::min(kBlockK, s.Lk - j0));
+    };
+    if (task_per_head) {
+        parallel_for(heads, [&](Index bh) {
+            std::fill(dq + bh * s.Lq * s.D, dq + (bh + 1) * s.Lq * s.D, 0.f);
+            for (Index task = bh * k_blocks; task < (bh + 1) * k_blocks; ++task) key_block(task, dq);
+        }, max_threads);
+        return;
+    }
+    std::fill(dq, dq + dq_size, 0.f);
+    parallel_for_slots(n_tasks, [&](int slot, Index task) {
+        float* const dq_s = slot == 0 ? dq : dq_extra + (slot - 1) * dq_size;
+        if (slot > 0 && task == slot) std::fill(dq_s, dq_s + dq_size, 0.f);  // the slot's first task
+        key_block(task, dq_s);
     }, max_threads);
-    if (!dq_of[0]) std::fill(dq, dq + dq_size, 0.f);  // the caller took no task (or there were none)
     constexpr Index kChunk = 1 << 14;
     parallel_for((dq_size + kChunk - 1) / kChunk, [&](Index c) {
         const Index lo = c * kChunk, len = std::min(kChunk, dq_size - lo);
-        for (int w = 1; w < workers; ++w)
-            if (dq_of[w]) simd::axpy(dq + lo, 1.f, dq_of[w] + lo, len);
-    }, workers > 1 ? max_threads : 1);
+        for (int slot = 1; slot < slots; ++slot) simd::axpy(dq + lo, 1.f, dq_extra + (slot - 1) * dq_size + lo, len);
+    }, slots > 1 ? max_threads : 1);
 }
 
 }  // namespace minitx

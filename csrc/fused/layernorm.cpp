@@ -140,21 +140,22 @@ void layer_norm_forward(const float* x, const float* w, const float* b, float ep
 void layer_norm_backward(const float* dy, const float* x, const float* w, const float* mean, const float* rstd,
                          float* dx, float* dw, float* db, Index rows, Index n) {
     const bool avx2 = current_isa() != Isa::Scalar;
-    const int workers = for_rows_workers(rows, n);
-    // worker 0 sums straight into dw/db; the others into their own (dw, db) pair, added at the end
-    std::vector<float> extra(std::size_t(workers - 1) * 2 * n, 0.f);
+    const int slots = for_row_slots(rows, n);
+    // slot 0 sums straight into dw/db; the others into their own (dw, db) pair, added in slot order at the end
+    // (fixed row ranges per slot: the same bits on every run)
+    std::vector<float> extra(std::size_t(slots - 1) * 2 * n, 0.f);
     std::fill(dw, dw + n, 0.f);
     std::fill(db, db + n, 0.f);
-    for_rows_worker(rows, n, [&](Index r0, Index r1, int wk) {
-        float* dw_w = wk == 0 ? dw : extra.data() + (wk - 1) * 2 * n;
-        float* db_w = wk == 0 ? db : dw_w + n;
+    for_rows_slots(rows, n, [&](int slot, Index r0, Index r1) {
+        float* dw_s = slot == 0 ? dw : extra.data() + (slot - 1) * 2 * n;
+        float* db_s = slot == 0 ? db : dw_s + n;
         for (Index r = r0; r < r1; ++r) {
-            if (avx2) ln_backward_row_avx2(dy + r * n, x + r * n, w, mean[r], rstd[r], dx + r * n, dw_w, db_w, n);
-            else ln_backward_row_scalar(dy + r * n, x + r * n, w, mean[r], rstd[r], dx + r * n, dw_w, db_w, n);
+            if (avx2) ln_backward_row_avx2(dy + r * n, x + r * n, w, mean[r], rstd[r], dx + r * n, dw_s, db_s, n);
+            else ln_backward_row_scalar(dy + r * n, x + r * n, w, mean[r], rstd[r], dx + r * n, dw_s, db_s, n);
         }
     });
-    for (int wk = 1; wk < workers; ++wk) {
-        const float* e = extra.data() + (wk - 1) * 2 * n;
+    for (int slot = 1; slot < slots; ++slot) {
+        const float* e = extra.data() + (slot - 1) * 2 * n;
         for (Index i = 0; i < n; ++i) {
             dw[i] += e[i];
             db[i] += e[n + i];

@@ -120,7 +120,7 @@ bool spin_until(Done done) {
 
 class Pool {
    public:
-    void run(Index n_tasks, int workers, const std::function<void(Index, int)>& fn) {
+    void run(Index n_tasks, int workers, const std::function<void(Index)>& fn) {
         std::unique_lock<std::mutex> region(busy_, std::try_to_lock);
         if (!region.owns_lock()) return run_inline(n_tasks, fn);
         grow(workers - 1);
@@ -138,7 +138,7 @@ class Pool {
         t_in_region = true;
         std::exception_ptr error;
         try {
-            take_tasks(0);
+            take_tasks();
         } catch (...) {  // wait for the workers (they still use fn) before passing it on
             error = std::current_exception();
             next_ = n_tasks_;
@@ -152,8 +152,8 @@ class Pool {
         if (error) std::rethrow_exception(error);
     }
 
-    static void run_inline(Index n_tasks, const std::function<void(Index, int)>& fn) {
-        for (Index i = 0; i < n_tasks; ++i) fn(i, 0);
+    static void run_inline(Index n_tasks, const std::function<void(Index)>& fn) {
+        for (Index i = 0; i < n_tasks; ++i) fn(i);
     }
 
    private:
@@ -194,8 +194,8 @@ class Pool {
         }
     }
 
-    void take_tasks(int w) {
-        for (Index i = next_++; i < n_tasks_; i = next_++) (*fn_)(i, w);
+    void take_tasks() {
+        for (Index i = next_++; i < n_tasks_; i = next_++) (*fn_)(i);
     }
 
     void worker_loop(int w) {
@@ -209,7 +209,7 @@ class Pool {
             }
             seen = generation_.load(std::memory_order_acquire);
             if (w >= participants_) continue;
-            take_tasks(w);
+            take_tasks();
             if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
                 std::lock_guard<std::mutex> lk(m_);  // the caller may be between its check and its wait
                 done_.notify_one();
@@ -222,7 +222,7 @@ class Pool {
     std::vector<pthread_t> handles_;
     std::vector<int> worker_cpu_, allowed_;  // the CPU each worker is bound to; the process's CPUs
     std::atomic<std::uint64_t> generation_{0};
-    const std::function<void(Index, int)>* fn_ = nullptr;
+    const std::function<void(Index)>* fn_ = nullptr;
     Index n_tasks_ = 0;
     std::atomic<Index> next_{0};
     int participants_ = 0;
@@ -268,9 +268,8 @@ Scratch::~Scratch() {
 
 void parallel_for(Index n_tasks, const std::function<void(Index)>& fn, int max_threads) {
     const int t = parallel_workers(n_tasks, max_threads);
-    const std::function<void(Index, int)> task = [&](Index i, int) { fn(i); };
-    if (t <= 1 || t_in_region) return Pool::run_inline(n_tasks, task);
-    pool().run(n_tasks, t, task);
+    if (t <= 1 || t_in_region) return Pool::run_inline(n_tasks, fn);
+    pool().run(n_tasks, t, fn);
 }
 
 int parallel_slots(Index n_tasks, int max_threads) { return parallel_workers(n_tasks, max_threads); }

@@ -47,9 +47,9 @@ def measure(m, k, n, fns, rounds):
     return {name: (None if name in too_slow else flops / seconds[name] / 1e9) for name in fns}
 
 
+UNCACHED_BYTES = 64 * 2**20  # weights larger than any cache here: their reading is bound by the memory bandwidth
 # (M, K, N) of GPT-2 small's decoder steps: qkv and MLP projections (K = 384 for a 384-wide model), the
 # tied LM head (N = 50257), and 8 or 16 sequences (batch × beams) at once.
-UNCACHED_BYTES = 64 * 2**20  # weights larger than any cache here: their reading is bound by the memory bandwidth
 SKINNY_SHAPES = [(1, 384, 1152), (1, 384, 8000), (1, 768, 3072), (1, 768, 50257), (8, 768, 3072), (16, 768, 3072),
                  (32, 768, 3072), (32, 768, 50257)]
 

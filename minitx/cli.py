@@ -43,11 +43,18 @@ def pretrain_command(args) -> int:
     if args.vocab_size is not None and args.vocab_size < MIN_VOCAB[args.model_type]:
         raise CommandError(f"--vocab-size must be an integer >= {MIN_VOCAB[args.model_type]} for "
                            f"--model-type {args.model_type}, got {args.vocab_size}")
+    if args.model_type != "bert" and args.position_embedding_type is not None:
+        raise CommandError("--position-embedding is for --model-type bert; GPT-2 has learned position vectors")
+    if args.alibi_slopes is not None and args.position_embedding_type != "alibi":
+        raise CommandError("--alibi-slopes needs --position-embedding alibi")
     _prepare_output(args)
     if args.model_type == "bert":
         from minitx.recipes.pretrain_bert import BertPretrainingSettings, pretrain_bert
 
         settings = _settings(BertPretrainingSettings(), args)
+        if args.alibi_slopes is not None and len(args.alibi_slopes) != settings.num_attention_heads:
+            raise CommandError(f"--alibi-slopes needs one slope per attention head ({settings.num_attention_heads}), "
+                               f"got {len(args.alibi_slopes)}")
         if args.vocab:
             from minitx.tokenizers import WordPieceTokenizer
 
@@ -245,6 +252,17 @@ def _number(kind, low=None, high=None, low_open=False, high_open=False):
     return parse
 
 
+def _slopes(text: str) -> tuple:
+    """An argparse type: comma-separated numbers >= 0 (ALiBi slopes)."""
+    try:
+        slopes = tuple(float(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers >= 0, got {text!r}") from None
+    if not all(0 <= m < float("inf") for m in slopes):
+        raise argparse.ArgumentTypeError(f"slopes must be finite numbers >= 0, got {text}")
+    return slopes
+
+
 def _add_training_options(p) -> None:
     p.add_argument("--max-steps", dest="max_steps", type=_number(int, 1), help="optimizer steps")
     p.add_argument("--batch-size", dest="batch_size", type=_number(int, 1),
@@ -314,6 +332,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--vocab-size", dest="vocab_size", type=_number(int, 1),
                    help=f"size of the trained vocabulary (at least {MIN_VOCAB['bert']} for BERT, "
                         f"{MIN_VOCAB['gpt2']} for GPT-2: its 256 byte tokens + <|endoftext|>)")
+    p.add_argument("--position-embedding", dest="position_embedding_type", choices=["absolute", "alibi"],
+                   help="BERT only: learned position vectors (absolute, BERT's; the default) or ALiBi's distance "
+                        "penalty in the attention (alibi: learns faster when small; not loadable by transformers)")
+    p.add_argument("--alibi-slopes", dest="alibi_slopes", type=_slopes,
+                   help="with --position-embedding alibi: one slope per head, comma-separated, e.g. 2,1,0,0 "
+                        "(the demo's; default: the ALiBi paper's 2^(-8h/heads), flat for short sequences)")
     _add_training_options(p)
     p.set_defaults(func=pretrain_command)
 

@@ -620,6 +620,9 @@ def sdpa_samples(dtype, rng):
     yield SampleInput("bool_padding_mask", (*qkv(), bool_mask(1, 1, 1, 5)))
     yield SampleInput("bool_full_mask", (*qkv(), bool_mask(3, 5)))
     yield SampleInput("additive_mask", (*qkv(), make.randn(1, 2, 3, 5)))
+    alibi_padded = make.randn(2, 2, 3, 5)  # a per-head bias (ALiBi's) with the padded keys at -inf (BERT's)
+    alibi_padded[0, :, :, 3:] = -INF
+    yield SampleInput("additive_mask_padded_keys", (*qkv(batch=(2, 2)), alibi_padded))
     yield SampleInput("causal", qkv(lq=4, lk=4), dict(is_causal=True))
     yield SampleInput("3d", qkv(batch=(2,)))
     yield SampleInput("single_key", qkv(lk=1))

@@ -75,6 +75,8 @@ def test_demo_quick_writes_everything(tmp_path, capsys):
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert set(summary) >= {"corpus", "pretrain", "finetune", "fill_mask", "gpt2", "generate", "wall_time_s"}
     assert len(summary["stage_seconds"]) == 5 and out.count(" s)\n") == 5  # each stage's time, printed
+    assert out.count("[expected: ") == len(summary["fill_mask"]["guesses"]) == 9
+    assert 0 <= summary["fill_mask"]["first"] <= summary["fill_mask"]["top3"] <= 9
     for path in ("bert/model/model.safetensors", "bert/model/vocab.txt", "bert/curves.png", "bert/log.jsonl",
                  "finetune/model/config.json", "gpt2/model/merges.txt"):
         assert (tmp_path / path).is_file(), path
@@ -88,6 +90,7 @@ def test_demo_minutes_scale_the_training_steps():
     assert (bert_long.max_steps, gpt2_long.max_steps) == (4 * bert.max_steps, 4 * gpt2.max_steps)
     for settings in (bert, gpt2, bert_long, gpt2_long):  # six evaluations, evenly spaced
         assert settings.max_steps // settings.eval_steps == 6
+    assert bert.position_embedding_type == "alibi" and len(bert.alibi_slopes) == bert.num_attention_heads
     with pytest.raises(ValueError, match="minutes must be > 0"):
         demo_settings(0)
 
@@ -104,6 +107,20 @@ def test_pretrain_bert_then_finetune(tmp_path, capsys):
     assert run("finetune", "--task", "sst2", "--data", write_sst2(tmp_path / "sst2"), "--model", model,
                "--out", tmp_path / "ft", "--max-steps", 2, "--batch-size", 4, "--no-progress") == 0
     assert "eval_acc" in capsys.readouterr().out
+
+
+@pytest.mark.hw3_attention
+def test_pretrain_bert_with_alibi_then_finetune(tmp_path, capsys):
+    corpus = write_corpus(tmp_path / "corpus.txt")
+    assert run("pretrain", "--corpus", corpus, "--out", tmp_path / "bert", "--max-steps", 2, "--batch-size", 4,
+               "--vocab-size", 200, "--position-embedding", "alibi", "--alibi-slopes", "2,1,0,0",
+               "--no-progress") == 0
+    model = tmp_path / "bert" / "model"
+    config = json.loads((model / "config.json").read_text())
+    assert config["position_embedding_type"] == "alibi" and config["alibi_slopes"] == [2.0, 1.0, 0.0, 0.0]
+    assert run("finetune", "--task", "sst2", "--data", write_sst2(tmp_path / "sst2"), "--model", model,
+               "--out", tmp_path / "ft", "--max-steps", 2, "--batch-size", 4, "--no-progress") == 0
+    assert json.loads((tmp_path / "ft" / "model" / "config.json").read_text())["alibi_slopes"] == [2, 1, 0, 0]
 
 
 def minilm_dir() -> Path:
@@ -221,6 +238,8 @@ def test_console_script_exit_code_without_traceback(tmp_path):
     (["generate", "--model", ".", "--prompt", "x", "--max-new-tokens", "0"], "argument --max-new-tokens: must be"),
     (["generate", "--model", ".", "--prompt", "x", "--top-p", "0"], "argument --top-p: must be a number in (0, 1]"),
     (["generate", "--model", ".", "--prompt", "x", "--temperature", "nan"], "argument --temperature: must be"),
+    (["pretrain", "--corpus", "builtin", "--alibi-slopes", "2,one"], "argument --alibi-slopes: expected comma-"),
+    (["pretrain", "--corpus", "builtin", "--alibi-slopes", "2,-1"], "argument --alibi-slopes: slopes must be finite"),
     (["demo", "--minutes", "0"], "argument --minutes: must be a number > 0, got 0"),
     (["demo", "--minutes", "ten"], "argument --minutes: expected a number > 0"),
 ])
@@ -235,6 +254,16 @@ def test_numeric_options_are_validated_in_one_line(argv, message, capsys):
 def test_vocab_size_below_the_model_minimum_is_refused(capsys):
     assert run("pretrain", "--corpus", "builtin", "--model-type", "gpt2", "--vocab-size", "200") == 2
     assert "--vocab-size must be an integer >= 257 for --model-type gpt2, got 200" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--model-type", "gpt2", "--position-embedding", "alibi"], "--position-embedding is for --model-type bert"),
+    (["--alibi-slopes", "1,0"], "--alibi-slopes needs --position-embedding alibi"),
+    (["--position-embedding", "alibi", "--alibi-slopes", "1,0"], "one slope per attention head (4), got 2"),
+])
+def test_position_embedding_options_are_checked(argv, message, tmp_path, capsys):
+    assert run("pretrain", "--corpus", "builtin", "--out", tmp_path / "out", *argv) == 2
+    assert message in capsys.readouterr().err
 
 
 def test_directory_file_and_undecodable_corpus_say_what_is_wrong(tmp_path, capsys):

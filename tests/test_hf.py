@@ -159,6 +159,39 @@ def test_bert_roundtrip_minitx_to_hf(tmp_path):
     np.testing.assert_array_equal(again(ids).prediction_logits.numpy(), ours(ids).prediction_logits.numpy())
 
 
+def test_bert_alibi_matches_hf_given_the_same_bias(tmp_path, backend_name):
+    """position_embedding_type="alibi" = BERT without position vectors whose attention scores get
+    -m_h·|i - j|: HF's BERT with its position embeddings zeroed and that bias (plus -inf on padding) passed as a
+    4-D additive attention mask computes the same logits, loss and gradients."""
+    minitx.manual_seed(0)
+    slopes = [2.0, 1.0, 0.5, 0.0]
+    config = BertForPreTraining.config_class.from_dict({**BERT_KW, "position_embedding_type": "alibi",
+                                                        "alibi_slopes": slopes})
+    ours = BertForPreTraining(config)
+    ours.save_pretrained(str(tmp_path))
+    assert json.load(open(tmp_path / "config.json"))["alibi_slopes"] == slopes
+    assert not any("position_embeddings" in k for k in load_file(str(tmp_path / "model.safetensors")))
+    theirs = transformers.BertForPreTraining.from_pretrained(str(tmp_path)).eval()
+    with torch.no_grad():
+        theirs.bert.embeddings.position_embeddings.weight.zero_()
+    ids, mask, types, labels, nsp = bert_batch()
+    bias = minitx.nn.alibi_bias(slopes, ids.shape[1]) + np.where(mask[:, None, None, :] == 1, 0.0, -np.inf)
+    out_t = theirs(torch.tensor(ids), attention_mask=torch.tensor(bias, dtype=torch.float32),
+                   token_type_ids=torch.tensor(types), labels=torch.tensor(labels),
+                   next_sentence_label=torch.tensor(nsp))
+    out_t.loss.backward()
+    out = ours(ids, attention_mask=mask, token_type_ids=types, labels=labels, next_sentence_label=nsp,
+               return_full_logits=True)
+    out.loss.backward()
+    assert max_abs(out.prediction_logits.numpy(), t2n(out_t.prediction_logits)) <= OUT_ATOL
+    assert max_abs(out.seq_relationship_logits.numpy(), t2n(out_t.seq_relationship_logits)) <= OUT_ATOL
+    assert abs(out.loss.item() - out_t.loss.item()) / abs(out_t.loss.item()) <= LOSS_RTOL
+    check_grads(ours, theirs)
+    again = BertForPreTraining.from_pretrained(str(tmp_path))
+    assert again.config.alibi_slopes == slopes
+    np.testing.assert_array_equal(again(ids).prediction_logits.numpy(), ours(ids).prediction_logits.numpy())
+
+
 @pytest.mark.parametrize("num_labels", [1, 3])
 @pytest.mark.hw1_autograd
 def test_bert_sequence_classification_matches_hf(num_labels, tmp_path):

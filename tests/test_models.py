@@ -160,3 +160,22 @@ def test_head_model_from_base_checkpoint_warns_about_new_heads(tmp_path):
     assert any("classifier.weight" in str(w.message) for w in caught)
     ids = ids_batch(7)
     np.testing.assert_array_equal(model.bert(ids).last_hidden_state.numpy(), base(ids).last_hidden_state.numpy())
+
+
+def test_bert_position_embedding_types_are_checked():
+    with pytest.raises(NotImplementedError, match="'relative_key'"):
+        BertConfig(**BERT, position_embedding_type="relative_key")
+    with pytest.raises(ValueError, match="alibi_slopes is given but position_embedding_type is 'absolute'"):
+        BertConfig(**BERT, alibi_slopes=[1.0, 0.5])
+    for bad in ([1.0], [1.0, -0.5], [1.0, float("nan")]):
+        with pytest.raises(ValueError, match="alibi_slopes must be 2 finite numbers >= 0"):
+            BertConfig(**BERT, position_embedding_type="alibi", alibi_slopes=bad)
+    alibi = BertModel(BertConfig(**BERT, position_embedding_type="alibi"))
+    assert alibi.embeddings.position_embeddings is None
+    np.testing.assert_array_equal(alibi.encoder.alibi, [1 / 16, 1 / 256])  # the paper's slopes for 2 heads
+    with pytest.raises(ValueError, match="position_ids given, but this model has no position embeddings"):
+        alibi(ids_batch(), position_ids=np.arange(7)[None])
+    longer = ids_batch(shape=(1, 40))  # no position table, so no max_position_embeddings limit (32 here)
+    assert alibi(longer).last_hidden_state.shape == (1, 40, 16)
+    with pytest.raises(ValueError, match="exceeds max_position_embeddings 32"):
+        BertModel(BertConfig(**BERT))(longer)

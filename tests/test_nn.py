@@ -291,6 +291,27 @@ def test_sinusoidal_values_follow_vaswani():
     np.testing.assert_allclose(pe(minitx.zeros(2, 5, 16), offset=3).numpy()[1], table[3:8])
 
 
+@pytest.mark.parametrize("num_heads", [1, 2, 3, 4, 6, 8, 12, 16])
+def test_alibi_slopes_match_bloom(num_heads):
+    """Press et al.'s slopes (2^(-8h/n); the interleaving rule when n is not a power of two) = BLOOM's in HF."""
+    from transformers.models.bloom.modeling_bloom import build_alibi_tensor
+
+    bloom = build_alibi_tensor(torch.ones(1, 2), num_heads, torch.float32)[:, 0, 1]  # slope x position 1
+    np.testing.assert_allclose(nn.alibi_slopes(num_heads), t2n(bloom), rtol=1e-6)
+    if num_heads == 8:
+        np.testing.assert_allclose(nn.alibi_slopes(8), [1 / 2 ** k for k in range(1, 9)])
+    with pytest.raises(ValueError, match="num_heads"):
+        nn.alibi_slopes(0)
+
+
+def test_alibi_bias_penalises_distance_symmetrically():
+    bias = nn.alibi_bias([2.0, 0.0], 4)
+    assert bias.shape == (1, 2, 4, 4) and bias.dtype == np.float32
+    np.testing.assert_array_equal(bias[0, 0, 1], [-2.0, 0.0, -2.0, -4.0])
+    np.testing.assert_array_equal(bias[0, 0], bias[0, 0].T)
+    assert not bias[0, 1].any()  # slope 0: a head that sees every position alike
+
+
 def test_learned_positional_embedding():
     pe = nn.LearnedPositionalEmbedding(10, 4)
     out = pe(minitx.zeros(2, 3, 4), offset=2)

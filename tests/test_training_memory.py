@@ -68,6 +68,7 @@ def gpt2_batch(b=2, length=12):
 
 
 CASES = {"bert": (BertForPreTraining, BertConfig, BERT, bert_batch),
+         "bert-alibi": (BertForPreTraining, BertConfig, {**BERT, "position_embedding_type": "alibi"}, bert_batch),
          "gpt2": (GPT2LMHeadModel, GPT2Config, GPT2, gpt2_batch)}
 
 
@@ -84,7 +85,7 @@ def gradients(name, checkpointing, seed=0, **batch_kw):
     return loss.item(), {k: p.grad.numpy() for k, p in model.named_parameters()}
 
 
-@pytest.mark.parametrize("name", ["bert", "gpt2"])
+@pytest.mark.parametrize("name", ["bert", "bert-alibi", "gpt2"])
 def test_gradient_checkpointing_same_gradients_with_dropout(name, backend_name):
     loss, grads = gradients(name, checkpointing=False)
     loss_ckpt, grads_ckpt = gradients(name, checkpointing=True)

@@ -2,6 +2,10 @@
 
     h_0 = LayerNorm(E_word[ids] + E_pos[0..L) + E_type[token_type_ids])        (§3, Figure 2)
     h_l = TransformerEncoderLayer_l(h_{l-1})   post-LN, GELU (erf form), l = 1..N
+
+``position_embedding_type="alibi"`` (as MosaicBERT and JinaBERT name it) drops E_pos and adds ALiBi's distance
+penalty -m_h·|i - j| to every layer's attention scores instead (``minitx.nn.positional.alibi_bias``): a small
+model then attends to its neighbours from the first step instead of learning which position vectors are close.
     pooler_output = tanh(W h_N[CLS] + b)                                        (the [CLS] summary)
 
 Pre-training (§3.1) adds two heads: masked-LM (a dense+GELU+LayerNorm transform, then logits against the
@@ -10,7 +14,7 @@ Parameter names follow HF where a student will cross-check (``embeddings.word_em
 ``cls.predictions``); the encoder reuses ``minitx.nn.TransformerEncoderLayer`` (see hf_io.py for the renames).
 """
 from dataclasses import dataclass
-from typing import Optional
+from typing import Optional, Sequence
 
 import numpy as np
 
@@ -46,12 +50,28 @@ class BertConfig(PretrainedConfig):
     num_labels: int = 2
     problem_type: Optional[str] = None       # "regression" | "single_label_classification" | "multi_label_classification"
     classifier_dropout: Optional[float] = None
-    position_embedding_type: str = "absolute"
+    position_embedding_type: str = "absolute"  # "absolute" (learned E_pos, BERT's) or "alibi" (no E_pos)
+    alibi_slopes: Optional[Sequence[float]] = None  # one per head, >= 0 (None: the paper's, nn.alibi_slopes)
 
     def __post_init__(self):
-        if self.position_embedding_type != "absolute":
+        if self.position_embedding_type not in ("absolute", "alibi"):
             raise NotImplementedError(f"BertConfig: position_embedding_type {self.position_embedding_type!r}; "
-                                      "minitx implements only 'absolute' (learned) position embeddings")
+                                      "minitx implements 'absolute' (learned position embeddings) and 'alibi'")
+        if self.alibi_slopes is not None:
+            if self.position_embedding_type != "alibi":
+                raise ValueError("BertConfig: alibi_slopes is given but position_embedding_type is "
+                                 f"{self.position_embedding_type!r}, not 'alibi'")
+            slopes = np.asarray(self.alibi_slopes, dtype=np.float64)
+            if slopes.shape != (self.num_attention_heads,) or not np.all(np.isfinite(slopes)) or np.any(slopes < 0):
+                raise ValueError(f"BertConfig: alibi_slopes must be {self.num_attention_heads} finite numbers >= 0 "
+                                 f"(one per attention head), got {list(self.alibi_slopes)}")
+            self.alibi_slopes = [float(m) for m in slopes]
+
+    def head_slopes(self) -> np.ndarray:
+        """ALiBi's slope per head: ``alibi_slopes``, or the paper's geometric sequence when None."""
+        if self.alibi_slopes is None:
+            return nn.alibi_slopes(self.num_attention_heads)
+        return np.asarray(self.alibi_slopes, dtype=np.float32)
 
     def to_hf_dict(self) -> dict:
         d = self.to_dict()
@@ -59,8 +79,9 @@ class BertConfig(PretrainedConfig):
         d["id2label"] = {str(i): f"LABEL_{i}" for i in range(self.num_labels)}
         d["label2id"] = {f"LABEL_{i}": i for i in range(self.num_labels)}
         del d["num_labels"]
-        if d["problem_type"] is None:
-            del d["problem_type"]
+        for optional in ("problem_type", "alibi_slopes"):
+            if d[optional] is None:
+                del d[optional]
         return d
 
 
@@ -78,21 +99,28 @@ class BertEmbeddings(nn.Module):
     def __init__(self, config: BertConfig):
         super().__init__()
         self.word_embeddings = nn.Embedding(config.vocab_size, config.hidden_size, padding_idx=config.pad_token_id)
-        self.position_embeddings = nn.Embedding(config.max_position_embeddings, config.hidden_size)
+        self.position_embeddings = (nn.Embedding(config.max_position_embeddings, config.hidden_size)
+                                    if config.position_embedding_type == "absolute" else None)
         self.token_type_embeddings = nn.Embedding(config.type_vocab_size, config.hidden_size)
         self.LayerNorm = nn.LayerNorm(config.hidden_size, config.layer_norm_eps)
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
 
     def forward(self, input_ids, token_type_ids=None, position_ids=None):  # (B, L) -> (B, L, H)
         b, length = input_ids.shape
+        token_type_ids = np.zeros((b, length), dtype=np.int64) if token_type_ids is None else token_type_ids
+        x = self.word_embeddings(input_ids) + self.token_type_embeddings(token_type_ids)
+        if self.position_embeddings is not None:
+            x = x + self.position_embeddings(self.positions(length, position_ids))
+        elif position_ids is not None:
+            raise ValueError("BERT: position_ids given, but this model has no position embeddings "
+                             "(position_embedding_type='alibi': positions enter as the attention's distance penalty)")
+        return self.dropout(self.LayerNorm(x))
+
+    def positions(self, length: int, position_ids=None) -> np.ndarray:  # (1, L) or the given (B, L)
         if length > self.position_embeddings.num_embeddings:
             raise ValueError(f"BERT: sequence length {length} exceeds max_position_embeddings "
                              f"{self.position_embeddings.num_embeddings}")
-        position_ids = np.arange(length)[None, :] if position_ids is None else position_ids
-        token_type_ids = np.zeros((b, length), dtype=np.int64) if token_type_ids is None else token_type_ids
-        x = (self.word_embeddings(input_ids) + self.position_embeddings(position_ids)
-             + self.token_type_embeddings(token_type_ids))
-        return self.dropout(self.LayerNorm(x))
+        return np.arange(length)[None, :] if position_ids is None else position_ids
 
 
 class BertEncoder(nn.Module):
@@ -103,6 +131,7 @@ class BertEncoder(nn.Module):
 
     def __init__(self, config: BertConfig):
         super().__init__()
+        self.alibi = config.head_slopes() if config.position_embedding_type == "alibi" else None  # (H,) slopes
         self.layers = nn.ModuleList(
             nn.TransformerEncoderLayer(config.hidden_size, config.num_attention_heads, config.intermediate_size,
                                        dropout=config.hidden_dropout_prob, activation=config.hidden_act,
@@ -113,13 +142,14 @@ class BertEncoder(nn.Module):
     def forward(self, x, padding_mask=None, output_hidden_states=False, output_attentions=False):
         hidden_states, attentions = [x], []
         recompute = self.gradient_checkpointing and self.training and is_grad_enabled() and not output_attentions
+        bias = None if self.alibi is None else nn.alibi_bias(self.alibi, x.shape[1])  # (1, H, L, L) or None
         for layer in self.layers:
             if recompute:
-                x = checkpoint(lambda h, layer=layer: layer(h, padding_mask=padding_mask).hidden_state, x,
-                               layer.parameters())
+                x = checkpoint(lambda h, layer=layer: layer(h, padding_mask=padding_mask, attn_mask=bias).hidden_state,
+                               x, layer.parameters())
                 attentions.append(None)
             else:
-                out = layer(x, padding_mask=padding_mask, need_weights=output_attentions)
+                out = layer(x, padding_mask=padding_mask, attn_mask=bias, need_weights=output_attentions)
                 x = out.hidden_state
                 attentions.append(out.attention)
             hidden_states.append(x)

@@ -5,7 +5,7 @@
     norm.py        LayerNorm                dropout.py    Dropout
     activation.py  ReLU, GELU               feedforward.py FeedForward
     attention.py   MultiHeadAttention (masks, KV cache)
-    positional.py  sinusoidal and learned positional encodings
+    positional.py  sinusoidal and learned positional encodings, ALiBi's distance penalty
     transformer.py encoder/decoder layers (pre-/post-LN) and stacks, Transformer
 """
 from minitx.nn import functional  # noqa: F401
@@ -17,7 +17,13 @@ from minitx.nn.feedforward import FeedForward
 from minitx.nn.linear import Linear
 from minitx.nn.module import Module, ModuleList, Parameter, Sequential
 from minitx.nn.norm import LayerNorm
-from minitx.nn.positional import LearnedPositionalEmbedding, SinusoidalPositionalEncoding, sinusoidal_table
+from minitx.nn.positional import (
+    LearnedPositionalEmbedding,
+    SinusoidalPositionalEncoding,
+    alibi_bias,
+    alibi_slopes,
+    sinusoidal_table,
+)
 from minitx.nn.transformer import (
     LayerOutput,
     Transformer,

@@ -1,4 +1,5 @@
-"""Positional encodings: attention is order-blind, so each position's vector gets a position signal added."""
+"""Positional encodings: attention is order-blind, so each position's vector gets a position signal added
+(sinusoidal, learned), or each attention score a penalty for distance (ALiBi)."""
 import math
 
 import numpy as np
@@ -48,3 +49,33 @@ class LearnedPositionalEmbedding(Module):
             raise ValueError(f"LearnedPositionalEmbedding: positions up to {offset + length} exceed max_len "
                              f"{self.embedding.num_embeddings}")
         return x + self.embedding(np.arange(offset, offset + length))
+
+
+def alibi_slopes(num_heads: int) -> np.ndarray:
+    """ALiBi's default head slopes (Press et al., 2022, "Train Short, Test Long", §3): for n heads, n a power of
+    two, the geometric sequence m_h = 2^(-8h/n), h = 1..n (8 heads: 1/2, 1/4, ..., 1/256). Otherwise the slopes
+    of the power of two just below n, then every other slope of the one above (the paper's code; BLOOM's too).
+    """
+    if num_heads < 1:
+        raise ValueError(f"alibi_slopes: num_heads must be >= 1, got {num_heads}")
+
+    def geometric(n: int) -> np.ndarray:
+        return 2.0 ** (-8.0 * np.arange(1, n + 1) / n)
+
+    below = 2 ** int(math.floor(math.log2(num_heads)))
+    extra = geometric(2 * below)[0::2][: num_heads - below]
+    return np.concatenate([geometric(below), extra]).astype(np.float32)
+
+
+def alibi_bias(slopes, length: int) -> np.ndarray:
+    """The additive attention mask of a bidirectional ALiBi encoder: (1, H, L, L) with
+
+        bias[h, i, j] = -m_h · |i - j|,        so  P = softmax(Q Kᵀ/√d + bias)
+
+    no position vectors at all: head h down-weights a key k tokens away by e^(-m_h·k), a steep slope makes a
+    local head, slope 0 a global one. Symmetric in i, j as in MosaicBERT (Portes et al., 2023); GPT-style
+    (causal) ALiBi only ever sees j <= i, where |i - j| = i - j.
+    """
+    slopes = np.asarray(slopes, dtype=np.float32)                                   # (H,)
+    distance = np.abs(np.arange(length)[:, None] - np.arange(length)[None, :])      # (L, L)
+    return (-slopes[:, None, None] * distance.astype(np.float32))[None]             # (1, H, L, L)

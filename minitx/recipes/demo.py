@@ -25,10 +25,18 @@ from minitx.recipes.pretrain_gpt2 import GPT2PretrainingSettings, pretrain_gpt2
 from minitx.tokenizers import WordPieceTokenizer
 from minitx.tokenizers.bpe import ByteLevelBPETokenizer
 
+# (sentence, the word a reader expects), written in the corpus's style before the model was asked: none of them
+# is a sentence of the corpus. The demo shows the top 3 guesses and counts how often the expected word is first.
 MASK_EXAMPLES = [
-    "The [MASK] statement is used to define a function.",
-    "If the condition is true, the loop body is [MASK].",
-    "This method returns a new [MASK] object.",
+    ('The "while" [MASK] is used for repeated execution.', "statement"),
+    ("If the index is out of range, an [MASK] is raised.", "exception"),
+    ('If all expressions are false, the [MASK] of the "else" clause is executed.', "suite"),
+    ("The function is called with positional and keyword [MASK].", "arguments"),
+    ("This method returns a new [MASK].", "object"),
+    ('A class may define a "__len__()" [MASK].', "method"),
+    ("The [MASK] is evaluated and the result is assigned to the target.", "expression"),
+    ('The "def" statement is used to define a [MASK].', "function"),
+    ("If the condition is true, the loop [MASK] is executed.", "body"),
 ]
 PROMPT = "The function"
 GREEDY = {"no_repeat_ngram_size": 3, "repetition_penalty": 1.2}
@@ -45,6 +53,7 @@ def quick_settings():
 
 
 DEFAULT_MINUTES = 5.0
+ALIBI_SLOPES = (2.0, 1.0, 0.0, 0.0)  # BERT's 4 heads: two local (a key k tokens away weighs e^-2k, e^-k), two global
 
 
 def demo_settings(minutes: float = DEFAULT_MINUTES):
@@ -57,20 +66,23 @@ def demo_settings(minutes: float = DEFAULT_MINUTES):
       (60 steps) it is 270/125/78/58/50/47 at steps 50-300 (89 s), and 35 after 400 steps. Longer runs
       overfit the small corpus (a 1200-step run: 58/37/32/36/46/57 at steps 200-1200), so each recipe
       evaluates at six even steps and keeps the weights with the best held-out loss.
-    BERT 2L/96H, WordPiece vocab 2000, batch 32, lr 2e-3, dropout 0.1: MLM accuracy 0.16 after 600 steps
-      (unigram baseline 0.072); dropout 0 gave 0.168, lr 1e-3 0.148, vocab 1000 0.161, hidden 128 0.156.
-      At 2400 steps (``--minutes 20``) it levels off at 0.188 (0.168/0.177/0.183/0.184 at 800-2000). With the
-      standard library's docstrings added (4x the words; held-out split of both) 0.132/0.156 at 600/1200 steps.
-      Masking 40% of the training tokens (held-out: 15%) gives more signal per step: 0.174 (NSP 0.633) against
-      0.164 (NSP 0.567) at 15%, 600 steps each (2-core Xeon, AVX-512). Variants of that, 2-core Zen 5 EPYC: lr 4e-3
-      with 10% warm-up 0.180; batch 128 x 400 steps 0.169 (2.3x the sequences per second of batch 32, no better per
-      sequence); batch 128 with lr 4e-3, 200 steps: stalled at the unigram (0.072); dropout 0, batch 64 x 400 0.171;
-      initializer range 0.05 0.178; one layer of 128H/FFN 256 0.180; position embeddings initialised as sinusoids
-      (x0.03) 0.178, (x0.3) 0.136. A count-based predictor from the two neighbouring tokens gets 0.33 on the same
-      held-out text: the data allows more than such a small, briefly trained BERT learns. What helped GPT-2
-      (lr 4e-3, 20% warm-up, dropout 0) gave 0.189 (NSP 0.665) in one run and 0.180 (NSP 0.604, weights of
-      step 500) in the demo, but the fine-tuned classifier on top fell from 0.770 to 0.703, so the demo keeps
-      lr 2e-3 / 6% / 0.1 (lr 6e-3 0.180; 20% warm-up alone 0.169; 900 steps 0.176).
+    BERT 2L/96H, WordPiece vocab 2000, batch 32, lr 2e-3, 40% of the training tokens masked (held-out: BERT's 15%;
+      Wettig et al., 2022): with BERT's learned position vectors MLM accuracy stayed at 0.16-0.19 (unigram
+      baseline 0.072) whatever was tried: 15% masking 0.164, dropout 0, lr 1e-3/4e-3/6e-3, 10-20% warm-up,
+      batch 128, vocab 1000, width 128, one layer, initializer range 0.05, sinusoid-initialised positions, 4x the
+      text, and 2400 steps (``--minutes 20``) 0.188, while a count-based predictor from the two neighbouring
+      tokens gets 0.33 on the same held-out text. The model had not learnt *where its neighbours are*: with
+      learned positions that takes a query-key match for every pair of the 64 positions. ALiBi (Press et al.,
+      2022) gives every head a distance penalty -m·|i - j| from step 1 instead (BertConfig
+      position_embedding_type="alibi"); 600 steps each, 2-core Xeon (AVX-512):
+        slopes 2, 1, 0.5, 0  with position vectors too, dropout 0.1: 0.247 (NSP 0.547)   dropout 0: 0.258
+        slopes 2, 1, 0.5, 0  without position vectors, dropout 0: 0.266 (NSP 0.547, the majority class)
+        slopes 2, 1, 0, 0    (two local heads, two global)       : 0.266 (NSP 0.584)  <- the demo
+        the paper's slopes 1/4 .. 1/256 (4 heads, dropout 0.1): 0.197; 8 heads (1/2 .. 1/256): 0.221 -- too
+        flat for 64-token sequences; lr 4e-3: stalled at the unigram baseline; a learned per-head bias for each
+        distance (T5-style; position vectors kept, dropout 0) from 0: 0.190, from the slopes 2, 1, 0.5, 0: 0.268.
+      The demo's run: 0.141/0.201/0.238/0.251/0.266/0.266 at steps 100-600, and the classifier fine-tuned on
+      top reaches 0.901 (0.770 with position vectors).
     Fine-tuning (real vs word-shuffled sentences, 3 epochs): with dropout 0.1 the training loss stayed at
       0.69 for every learning rate tried (1e-4, 5e-4, 2e-3): accuracy 0.52-0.53 vs 0.50 by chance; with
       dropout 0 and lr 1e-3 it falls to 0.41 and the accuracy is 0.69.
@@ -79,7 +91,8 @@ def demo_settings(minutes: float = DEFAULT_MINUTES):
     if not minutes > 0:
         raise ValueError(f"demo_settings: minutes must be > 0, got {minutes}")
     bert_steps, gpt2_steps = (max(6, round(steps * minutes / DEFAULT_MINUTES)) for steps in (600, 300))
-    return (BertPretrainingSettings(max_steps=bert_steps, eval_steps=bert_steps // 6, train_masked_lm_prob=0.4),
+    return (BertPretrainingSettings(max_steps=bert_steps, eval_steps=bert_steps // 6, train_masked_lm_prob=0.4,
+                                    position_embedding_type="alibi", alibi_slopes=ALIBI_SLOPES, dropout=0.0),
             FinetuneSettings(learning_rate=1e-3, dropout=0.0),
             GPT2PretrainingSettings(max_steps=gpt2_steps, batch_size=32, learning_rate=6e-3, warmup_ratio=0.2,
                                     dropout=0.0, eval_steps=gpt2_steps // 6))
@@ -147,11 +160,9 @@ def run_demo(output_dir: str, quick: bool = False, seed: int = 0, disable_tqdm: 
     stages.begin("4. fill in [MASK] with the pretrained BERT")
     model = BertForPreTraining.from_pretrained(bert["model_dir"])
     tokenizer = WordPieceTokenizer.from_pretrained(bert["model_dir"])
-    summary["fill_mask"] = {}
-    for text in MASK_EXAMPLES:
-        guesses = fill_mask(model, tokenizer, text)[0]
-        summary["fill_mask"][text] = guesses
-        print(f"{text}\n    -> " + ", ".join(f"{token} ({p:.2f})" for token, p in guesses))
+    summary["fill_mask"] = fill_mask_examples(model, tokenizer)
+    first, top3, n = summary["fill_mask"]["first"], summary["fill_mask"]["top3"], len(MASK_EXAMPLES)
+    print(f"the expected word is the first guess for {first} of {n} sentences, in the top 3 for {top3} of {n}")
 
     stages.begin("5. generate with a small GPT-2")
     gpt = pretrain_gpt2(documents, os.path.join(output_dir, "gpt2"), gpt2_settings, disable_tqdm=disable_tqdm)
@@ -170,6 +181,22 @@ def run_demo(output_dir: str, quick: bool = False, seed: int = 0, disable_tqdm: 
     print(f"{summary['wall_time_s']} s. Checkpoints, logs (log.jsonl) and curves (curves.png) are in "
           f"{os.path.abspath(output_dir)}; the summary is summary.json there.")
     return summary
+
+
+def fill_mask_examples(model, tokenizer) -> dict:
+    """Print each MASK_EXAMPLES sentence with the model's top 3 words (✓ where the expected word is first);
+    return the guesses and how many sentences have the expected word first and in the top 3."""
+    result = {"guesses": {}, "first": 0, "top3": 0}
+    for text, expected in MASK_EXAMPLES:
+        guesses = fill_mask(model, tokenizer, text, top_k=3)[0]
+        words = [token for token, _ in guesses]
+        result["guesses"][text] = guesses
+        result["first"] += words[0] == expected
+        result["top3"] += expected in words
+        mark = "✓" if words[0] == expected else " "
+        print(f"{mark} {text}  ->  " + ", ".join(f"{token} ({p:.2f})" for token, p in guesses)
+              + f"   [expected: {expected}]")
+    return result
 
 
 def kept_weights(result: dict, max_steps: int) -> str:

@@ -37,6 +37,8 @@ class BertPretrainingSettings:
     num_hidden_layers: int = 2
     num_attention_heads: int = 4
     intermediate_size: int = 192
+    position_embedding_type: str = "absolute"  # BERT's learned position vectors, or "alibi" (BertConfig)
+    alibi_slopes: tuple = None    # with "alibi": one slope per head (None: the paper's geometric sequence)
     max_steps: int = 600
     batch_size: int = 32
     learning_rate: float = 2e-3   # 1e-3 learns the unigram distribution and stalls there within 300 steps
@@ -124,7 +126,8 @@ def pretrain_bert(documents: list, output_dir: str, settings: BertPretrainingSet
                         num_hidden_layers=s.num_hidden_layers, num_attention_heads=s.num_attention_heads,
                         intermediate_size=s.intermediate_size, max_position_embeddings=s.max_seq_length,
                         pad_token_id=tokenizer.pad_token_id, hidden_dropout_prob=s.dropout,
-                        attention_probs_dropout_prob=s.dropout)
+                        attention_probs_dropout_prob=s.dropout, position_embedding_type=s.position_embedding_type,
+                        alibi_slopes=s.alibi_slopes)
     model = BertForPreTraining(config)
     args = TrainingArguments(output_dir=output_dir, max_steps=s.max_steps, per_device_train_batch_size=distributed.per_rank_batch_size(s.batch_size),
                              per_device_eval_batch_size=64, learning_rate=s.learning_rate, weight_decay=0.01,

@@ -143,7 +143,8 @@ def pretrain_bert(documents: list, output_dir: str, settings: BertPretrainingSet
     after = trainer.final_metrics()
     curves = os.path.join(output_dir, "curves.png")
     plot_training_curves(trainer.log_history, metrics=["loss", "eval_mlm_loss", "eval_nsp_loss"], smoothing=0.9,
-                         title=f"BERT {s.num_hidden_layers}L/{s.hidden_size}H pretraining: MLM + NSP loss "
+                         title=f"BERT {s.num_hidden_layers}L/{s.hidden_size}H"
+                               f"{' (ALiBi)' if s.position_embedding_type == 'alibi' else ''} pretraining: MLM + NSP loss "
                                f"(eval: points)", path=curves)
     model_dir = os.path.join(output_dir, "model")
     trainer.save_model(model_dir, tokenizer)

@@ -2,11 +2,11 @@
 
     h_0 = LayerNorm(E_word[ids] + E_pos[0..L) + E_type[token_type_ids])        (§3, Figure 2)
     h_l = TransformerEncoderLayer_l(h_{l-1})   post-LN, GELU (erf form), l = 1..N
+    pooler_output = tanh(W h_N[CLS] + b)                                        (the [CLS] summary)
 
 ``position_embedding_type="alibi"`` (as MosaicBERT and JinaBERT name it) drops E_pos and adds ALiBi's distance
 penalty -m_h·|i - j| to every layer's attention scores instead (``minitx.nn.positional.alibi_bias``): a small
 model then attends to its neighbours from the first step instead of learning which position vectors are close.
-    pooler_output = tanh(W h_N[CLS] + b)                                        (the [CLS] summary)
 
 Pre-training (§3.1) adds two heads: masked-LM (a dense+GELU+LayerNorm transform, then logits against the
 *tied* word-embedding matrix) and next-sentence prediction (2-way, on the pooler output).
